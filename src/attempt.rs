@@ -1,0 +1,215 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use crate::diagnosis::Diagnosis;
+use crate::format::DisplayDuration;
+use crate::phase::Phase;
+
+/// What one attempt ended with.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The attempt received response headers with this status.
+    Response(StatusCode),
+    /// The attempt failed before a response arrived.
+    Failed {
+        /// The phase the attempt had reached.
+        phase: Phase,
+        /// The most likely cause.
+        diagnosis: Diagnosis,
+        /// Whether a time limit ended the attempt.
+        timed_out: bool,
+    },
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptOutcome::Response(status) => write!(f, "status {}", status.as_u16()),
+            AttemptOutcome::Failed {
+                phase,
+                diagnosis,
+                timed_out: true,
+            } => write!(f, "timed out in {phase} ({diagnosis})"),
+            AttemptOutcome::Failed {
+                phase, diagnosis, ..
+            } => write!(f, "failed in {phase} ({diagnosis})"),
+        }
+    }
+}
+
+/// The record of one attempt of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub(crate) number: u32,
+    pub(crate) started_after: Duration,
+    pub(crate) duration: Duration,
+    pub(crate) limit: Duration,
+    pub(crate) outcome: AttemptOutcome,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) wait_after: Option<Duration>,
+}
+
+impl AttemptRecord {
+    /// Returns the attempt's number, starting at 1.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// Returns when the attempt started, counted from the start of the call.
+    pub fn started_after(&self) -> Duration {
+        self.started_after
+    }
+
+    /// Returns how long the attempt ran until it received the response
+    /// headers or failed.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Returns the time limit the attempt ran under: the smallest of the
+    /// attempt timeout, the time left before the total deadline and the
+    /// request's own timeout.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Returns what the attempt ended with.
+    pub fn outcome(&self) -> AttemptOutcome {
+        self.outcome
+    }
+
+    /// Returns the wait that the response's `Retry-After` header asked for,
+    /// if it had a valid one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Returns the wait before the next attempt, or `None` for the last one.
+    pub fn wait_after(&self) -> Option<Duration> {
+        self.wait_after
+    }
+}
+
+impl fmt::Display for AttemptRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "attempt {} at +{}: {} after {} (limit {})",
+            self.number,
+            DisplayDuration(self.started_after),
+            self.outcome,
+            DisplayDuration(self.duration),
+            DisplayDuration(self.limit),
+        )?;
+        if let Some(retry_after) = self.retry_after {
+            write!(f, ", retry-after {}", DisplayDuration(retry_after))?;
+        }
+        if let Some(wait) = self.wait_after {
+            write!(f, ", then waited {}", DisplayDuration(wait))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the middleware made no further attempt.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The last attempt succeeded, or returned a status that is not retried.
+    Completed,
+    /// The configured number of retries was used up.
+    MaxRetries(u32),
+    /// The next attempt would have started after the total deadline, or the
+    /// last attempt ran until the deadline.
+    Deadline,
+    /// The method is not idempotent and the request may have reached the
+    /// server, so sending it again could repeat its effect.
+    NotIdempotent(Method),
+    /// The request body is a stream that was consumed by the first attempt.
+    OneShotBody,
+    /// The failure is one that a retry would not fix.
+    NotRetryable,
+    /// The server's `Retry-After` asked for a longer wait than the
+    /// configured maximum or the time left allows.
+    RetryAfterTooLong(Duration),
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Completed => f.write_str("completed"),
+            StopReason::MaxRetries(retries) => write!(f, "max retries ({retries}) reached"),
+            StopReason::Deadline => f.write_str("no time left before the total deadline"),
+            StopReason::NotIdempotent(method) => write!(
+                f,
+                "not retried: the {method} may have reached the server and is not idempotent"
+            ),
+            StopReason::OneShotBody => f.write_str(
+                "not retried: the body is a one-shot stream; use a body that can be cloned, such as bytes, to allow retries",
+            ),
+            StopReason::NotRetryable => f.write_str("not retried: a retry would not fix this failure"),
+            StopReason::RetryAfterTooLong(wait) => write!(
+                f,
+                "not retried: retry-after of {} is beyond the maximum wait or the deadline",
+                DisplayDuration(*wait)
+            ),
+        }
+    }
+}
+
+/// The attempts behind a response, stored in the extensions of every
+/// response that went through the middleware.
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> Result<(), reqwest_middleware::Error> {
+/// use reqwest_timeout::Attempts;
+///
+/// let response = client.get("http://localhost:8080/").send().await?;
+/// if let Some(attempts) = response.extensions().get::<Attempts>() {
+///     println!("answered after {} attempt(s)", attempts.count());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attempts {
+    history: Arc<[AttemptRecord]>,
+    stop: StopReason,
+}
+
+impl Attempts {
+    pub(crate) fn new(history: Vec<AttemptRecord>, stop: StopReason) -> Self {
+        Attempts {
+            history: history.into(),
+            stop,
+        }
+    }
+
+    /// Returns how many attempts were made, the first included.
+    pub fn count(&self) -> u32 {
+        u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Returns every attempt in order.
+    pub fn history(&self) -> &[AttemptRecord] {
+        &self.history
+    }
+
+    /// Returns why no further attempt was made.
+    pub fn stop_reason(&self) -> &StopReason {
+        &self.stop
+    }
+
+    /// Returns the last `Retry-After` wait that the middleware did not
+    /// honour, because it was longer than the maximum or the time left.
+    pub fn refused_retry_after(&self) -> Option<Duration> {
+        match self.stop {
+            StopReason::RetryAfterTooLong(wait) => Some(wait),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+use std::fmt;
+
+/// The most likely cause of a failed request, with what to check next.
+///
+/// Each diagnosis has a stable [`code`](Diagnosis::code) for logs and
+/// metrics, a short [`summary`](Diagnosis::summary) of what happened and a
+/// one-sentence [`hint`](Diagnosis::hint) that says what to check.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Diagnosis {
+    /// The host name does not exist: the resolver answered that it has no
+    /// address for it. Not retried, because the answer will not change soon.
+    NameNotResolved,
+    /// The resolver failed for a reason that may pass, such as a timeout or a
+    /// temporary failure.
+    DnsUnavailable,
+    /// Nothing listens on the address and port: the server is not running,
+    /// or the port is wrong.
+    ConnectionRefused,
+    /// The TCP connection was not established in time: packets are dropped
+    /// on the way, typically by a firewall, or the host is down.
+    ConnectTimedOut,
+    /// The TLS handshake failed: the port speaks plain HTTP, the certificate
+    /// is not trusted, or the two sides share no protocol version.
+    TlsFailed,
+    /// The server did not send the response headers in time.
+    ServerStalled,
+    /// The response body stopped arriving before it was complete.
+    BodyStalled,
+    /// Data was still flowing when the limit fired: the limit is shorter than
+    /// this transfer needs.
+    TimeoutTooShort,
+    /// The connection was closed or reset before the response was complete.
+    ConnectionClosed,
+    /// The request itself is invalid, such as a URL that cannot be sent.
+    InvalidRequest,
+    /// A failure that fits none of the other causes; the source error has
+    /// the details.
+    Other,
+}
+
+impl Diagnosis {
+    /// Returns a stable short code for logs and metrics, such as
+    /// `"connect-refused"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Diagnosis::NameNotResolved => "dns-not-found",
+            Diagnosis::DnsUnavailable => "dns-unavailable",
+            Diagnosis::ConnectionRefused => "connect-refused",
+            Diagnosis::ConnectTimedOut => "connect-timeout",
+            Diagnosis::TlsFailed => "tls-failed",
+            Diagnosis::ServerStalled => "server-stalled",
+            Diagnosis::BodyStalled => "body-stalled",
+            Diagnosis::TimeoutTooShort => "timeout-too-short",
+            Diagnosis::ConnectionClosed => "connection-closed",
+            Diagnosis::InvalidRequest => "invalid-request",
+            Diagnosis::Other => "other",
+        }
+    }
+
+    /// Returns what happened, in a few lowercase words.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Diagnosis::NameNotResolved => "the host name does not resolve",
+            Diagnosis::DnsUnavailable => "the DNS resolver failed",
+            Diagnosis::ConnectionRefused => "the connection was refused",
+            Diagnosis::ConnectTimedOut => "the TCP connection was not established in time",
+            Diagnosis::TlsFailed => "the TLS handshake failed",
+            Diagnosis::ServerStalled => "the server sent no response headers in time",
+            Diagnosis::BodyStalled => "the response body stopped arriving",
+            Diagnosis::TimeoutTooShort => "data was still arriving when the limit fired",
+            Diagnosis::ConnectionClosed => {
+                "the connection was closed before the response was complete"
+            }
+            Diagnosis::InvalidRequest => "the request is invalid",
+            Diagnosis::Other => "the request failed",
+        }
+    }
+
+    /// Returns one sentence that says what to check next.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Diagnosis::NameNotResolved => {
+                "check the spelling of the host name and that DNS or /etc/hosts has an entry for it"
+            }
+            Diagnosis::DnsUnavailable => {
+                "check that the DNS server in the resolver configuration is reachable"
+            }
+            Diagnosis::ConnectionRefused => {
+                "check that the server is running and listens on this host and port"
+            }
+            Diagnosis::ConnectTimedOut => {
+                "check the host and port, and whether a firewall drops packets to them"
+            }
+            Diagnosis::TlsFailed => {
+                "check that the port speaks TLS (use http:// for plain HTTP) and that its certificate is valid for this host"
+            }
+            Diagnosis::ServerStalled => {
+                "check the server's logs and load; raise the timeout only if this endpoint is known to be slow"
+            }
+            Diagnosis::BodyStalled => {
+                "check the server's logs for errors while streaming, and any proxy in between"
+            }
+            Diagnosis::TimeoutTooShort => {
+                "raise the attempt or total timeout for this endpoint"
+            }
+            Diagnosis::ConnectionClosed => {
+                "check the server's logs for crashes or restarts, and the idle timeouts of any proxy in between"
+            }
+            Diagnosis::InvalidRequest => "check the URL and how the request is built",
+            Diagnosis::Other => "see the source error for details",
+        }
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.code())
+    }
+}

@@ -1,0 +1,265 @@
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::attempt::{AttemptRecord, StopReason};
+use crate::diagnosis::Diagnosis;
+use crate::format::DisplayDuration;
+use crate::limit::Limit;
+use crate::phase::Phase;
+use crate::target::Target;
+
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A failed call, with the phase it failed in, the limit that fired, every
+/// attempt made and the most likely cause.
+///
+/// The middleware returns it inside
+/// [`reqwest_middleware::Error::Middleware`]; [`Error::find`] gets it back.
+/// Its [`source`](StdError::source) is the error of the last attempt.
+///
+/// The message is one line that names the method, host, port and path (never
+/// the userinfo or the query string), what failed, the limit that fired,
+/// the attempts, the time spent, why no further attempt was made and what to
+/// check next.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    method: Method,
+    target: Target,
+    phase: Phase,
+    diagnosis: Diagnosis,
+    limit: Option<Limit>,
+    timed_out: bool,
+    history: Vec<AttemptRecord>,
+    elapsed: Duration,
+    stop: StopReason,
+    source: Option<BoxError>,
+}
+
+/// The facts about the last attempt that an [`Error`] is built from.
+pub(crate) struct Failure {
+    pub(crate) phase: Phase,
+    pub(crate) diagnosis: Diagnosis,
+    pub(crate) timed_out: bool,
+    pub(crate) limit: Option<Limit>,
+    pub(crate) source: Option<BoxError>,
+}
+
+impl Error {
+    pub(crate) fn new(
+        method: Method,
+        target: Target,
+        failure: Failure,
+        history: Vec<AttemptRecord>,
+        elapsed: Duration,
+        stop: StopReason,
+    ) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                method,
+                target,
+                phase: failure.phase,
+                diagnosis: failure.diagnosis,
+                limit: failure.limit,
+                timed_out: failure.timed_out,
+                history,
+                elapsed,
+                stop,
+                source: failure.source,
+            }),
+        }
+    }
+
+    /// Finds the middleware's error in `error` or in its chain of sources.
+    ///
+    /// `error` is typically the [`reqwest_middleware::Error`] that a call
+    /// returned; the search also looks inside its `Middleware` variant, whose
+    /// `anyhow` wrapper hides the error from a plain walk of the sources.
+    ///
+    /// ```no_run
+    /// # async fn run(client: reqwest_middleware::ClientWithMiddleware) {
+    /// match client.get("http://localhost:8080/").send().await {
+    ///     Ok(response) => println!("status {}", response.status()),
+    ///     Err(err) => match reqwest_timeout::Error::find(&err) {
+    ///         Some(diagnosed) => eprintln!("{} after {} attempts", diagnosed.diagnosis(), diagnosed.attempts()),
+    ///         None => eprintln!("{err}"),
+    ///     },
+    /// }
+    /// # }
+    /// ```
+    pub fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(found) = error.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            if let Some(reqwest_middleware::Error::Middleware(wrapped)) =
+                error.downcast_ref::<reqwest_middleware::Error>()
+            {
+                if let Some(found) = wrapped.downcast_ref::<Error>() {
+                    return Some(found);
+                }
+            }
+            current = error.source();
+        }
+        None
+    }
+
+    /// Returns how many attempts were made, the first included.
+    pub fn attempts(&self) -> u32 {
+        u32::try_from(self.inner.history.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Returns the time from the start of the call until it failed.
+    pub fn elapsed(&self) -> Duration {
+        self.inner.elapsed
+    }
+
+    /// Returns whether a time limit ended the last attempt.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.timed_out
+    }
+
+    /// Returns the phase that the last attempt failed in.
+    pub fn phase(&self) -> Phase {
+        self.inner.phase
+    }
+
+    /// Returns the most likely cause of the failure.
+    pub fn diagnosis(&self) -> Diagnosis {
+        self.inner.diagnosis
+    }
+
+    /// Returns the limit that ended the last attempt, if one did.
+    pub fn limit(&self) -> Option<Limit> {
+        self.inner.limit
+    }
+
+    /// Returns every attempt in order.
+    pub fn history(&self) -> &[AttemptRecord] {
+        &self.inner.history
+    }
+
+    /// Returns why no further attempt was made.
+    pub fn stop_reason(&self) -> &StopReason {
+        &self.inner.stop
+    }
+
+    /// Returns the request's method.
+    pub fn method(&self) -> &Method {
+        &self.inner.method
+    }
+
+    /// Returns the request's host, as written in its URL.
+    pub fn host(&self) -> &str {
+        self.inner.target.host()
+    }
+
+    /// Returns the request's port, or the scheme's default port.
+    pub fn port(&self) -> Option<u16> {
+        self.inner.target.port()
+    }
+
+    fn describe_failure(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match (self.inner.timed_out, self.inner.phase) {
+            (true, Phase::Dns) => "timed out resolving the host name",
+            (true, Phase::Connect) => "timed out connecting",
+            (true, Phase::Tls) => "timed out in the TLS handshake",
+            (true, Phase::Send) => "timed out sending the request",
+            (true, Phase::Headers) => "timed out waiting for the response headers",
+            (true, Phase::Body) => "timed out reading the response body",
+            (false, Phase::Dns) => "could not resolve the host name",
+            (false, Phase::Connect) => "could not connect",
+            (false, Phase::Tls) => "TLS handshake failed",
+            (false, Phase::Send) => "failed sending the request",
+            (false, Phase::Headers) => "failed before the response headers",
+            (false, Phase::Body) => "failed reading the response body",
+        };
+        f.write_str(what)?;
+        if let Some(limit) = self.inner.limit {
+            write!(f, " after the {limit}")?;
+        }
+        Ok(())
+    }
+
+    /// Whether this failure looks the same as a connect that never finished:
+    /// without a client connect timeout, the middleware's own limit fires
+    /// with no sign of how far the attempt got.
+    fn connect_stall_is_possible(&self) -> bool {
+        self.inner.phase == Phase::Headers
+            && self.inner.diagnosis == Diagnosis::ServerStalled
+            && !matches!(
+                self.inner.limit,
+                Some(Limit::ClientConnectTimeout(_)) | None
+            )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        write!(f, "{} {}: ", inner.method, inner.target)?;
+        self.describe_failure(f)?;
+
+        let attempts = self.attempts();
+        let noun = if attempts == 1 { "attempt" } else { "attempts" };
+        write!(
+            f,
+            "; {attempts} {noun} in {}, {}",
+            DisplayDuration(inner.elapsed),
+            inner.stop
+        )?;
+
+        let diagnosis = inner.diagnosis;
+        write!(
+            f,
+            "; likely cause: {} ({})",
+            diagnosis.summary(),
+            diagnosis.code()
+        )?;
+        if self.connect_stall_is_possible() {
+            f.write_str(
+                ", or a connect that never completed, which looks the same when the client sets no connect_timeout",
+            )?;
+        }
+        write!(f, "; {}", diagnosis.hint())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("reqwest_timeout::Error")
+            .field("method", &inner.method)
+            .field("target", &format_args!("{}", inner.target))
+            .field("phase", &inner.phase)
+            .field("diagnosis", &inner.diagnosis)
+            .field("limit", &inner.limit)
+            .field("timed_out", &inner.timed_out)
+            .field("attempts", &inner.history.len())
+            .field("elapsed", &inner.elapsed)
+            .field("stop", &inner.stop)
+            .field("source", &inner.source)
+            .finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+impl From<Error> for reqwest_middleware::Error {
+    fn from(error: Error) -> Self {
+        reqwest_middleware::Error::middleware(error)
+    }
+}

@@ -1,0 +1,69 @@
+//! Timeouts, a total deadline and retries for `reqwest`, as a
+//! [`reqwest-middleware`](reqwest_middleware) middleware, with errors that
+//! say why a request failed.
+//!
+//! - **Attempt timeout**: one limit for a whole attempt, from DNS to the end
+//!   of the response body.
+//! - **Total timeout**: one deadline for the whole call, every attempt and
+//!   every wait included; no wait runs past it.
+//! - **Retries** of timeouts and transient failures, with exponential
+//!   backoff, jitter and `Retry-After`, never re-sending a `POST` or `PATCH`
+//!   that may have reached the server.
+//! - **Diagnosed errors**: the [`Phase`] that failed, the [`Limit`] that
+//!   fired, every attempt, and the most likely cause ([`Diagnosis`]) with
+//!   what to check next.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use reqwest_middleware::ClientBuilder;
+//! use reqwest_timeout::TimeoutMiddleware;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let timeouts = TimeoutMiddleware::builder()
+//!     .attempt_timeout(Duration::from_secs(5))
+//!     .total_timeout(Duration::from_secs(20))
+//!     .max_retries(3)
+//!     .build()?;
+//! let client = ClientBuilder::new(reqwest::Client::new())
+//!     .with(timeouts)
+//!     .build();
+//!
+//! match client.get("http://localhost:8080/health").send().await {
+//!     Ok(response) => println!("status {}", response.status()),
+//!     Err(err) => match reqwest_timeout::Error::find(&err) {
+//!         // One line: what failed, the limit, the attempts and what to check.
+//!         Some(diagnosed) => eprintln!("{diagnosed}"),
+//!         None => eprintln!("{err}"),
+//!     },
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod attempt;
+mod backoff;
+mod builder;
+mod classify;
+mod config_error;
+mod deadline;
+mod diagnosis;
+mod error;
+mod format;
+mod limit;
+mod middleware;
+mod phase;
+mod retry_after;
+mod target;
+
+pub use attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+pub use builder::TimeoutMiddlewareBuilder;
+pub use config_error::ConfigError;
+pub use diagnosis::Diagnosis;
+pub use error::Error;
+pub use limit::Limit;
+pub use middleware::TimeoutMiddleware;
+pub use phase::Phase;

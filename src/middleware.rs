@@ -1,0 +1,348 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use http::{Extensions, Method, StatusCode};
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+use crate::backoff::{Backoff, Schedule};
+use crate::builder::TimeoutMiddlewareBuilder;
+use crate::classify::{classify_error, classify_timeout, Classified};
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::retry_after::parse_retry_after;
+use crate::target::Target;
+
+/// The settings of a built middleware, checked by the builder.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) total_timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) max_retry_after: Duration,
+}
+
+/// A `reqwest-middleware` middleware that limits each attempt and the whole
+/// call, retries transient failures and explains the failures it returns.
+///
+/// Build it with [`TimeoutMiddleware::builder`] and add it to a
+/// [`reqwest_middleware::ClientBuilder`]. Clones share one configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use reqwest_timeout::TimeoutMiddleware;
+///
+/// let middleware = TimeoutMiddleware::builder()
+///     .attempt_timeout(Duration::from_secs(5))
+///     .total_timeout(Duration::from_secs(20))
+///     .build()?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(middleware)
+///     .build();
+/// # Ok::<(), reqwest_timeout::ConfigError>(())
+/// ```
+///
+/// # How a call runs
+///
+/// Each attempt runs under the smallest of the attempt timeout, the time left
+/// before the total deadline and the request's own timeout. The middleware
+/// passes that limit to reqwest as the request's timeout, so it also covers
+/// reading the response body after the middleware has returned; note that a
+/// request timeout replaces the `reqwest::Client`'s own
+/// [`timeout`](reqwest::ClientBuilder::timeout) for that request.
+///
+/// A failed attempt is retried when the failure is transient (a timeout, a
+/// refused or reset connection, a transient DNS failure, or the status 408,
+/// 429, 500, 502, 503 or 504), retries are left, the wait fits before the
+/// deadline, the body can be cloned, and sending again is safe: `POST` and
+/// `PATCH` are sent again only when the failure proves that the server never
+/// received them. When retries end on a status, the caller gets that
+/// response, with [`Attempts`] in its extensions.
+#[derive(Debug, Clone)]
+pub struct TimeoutMiddleware {
+    config: Arc<Config>,
+}
+
+impl TimeoutMiddleware {
+    /// Returns a builder with the default settings.
+    pub fn builder() -> TimeoutMiddlewareBuilder {
+        TimeoutMiddlewareBuilder::default()
+    }
+
+    pub(crate) fn from_config(config: Arc<Config>) -> Self {
+        TimeoutMiddleware { config }
+    }
+}
+
+#[async_trait]
+impl Middleware for TimeoutMiddleware {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let target = Target::from_url(request.url());
+        let span = tracing::debug_span!(
+            "reqwest_timeout",
+            http.request.method = %request.method(),
+            server.address = target.host(),
+            server.port = target.port(),
+        );
+        let call = Call {
+            config: &self.config,
+            deadline: Deadline::new(Instant::now(), self.config.total_timeout),
+            method: request.method().clone(),
+            request_timeout: request.timeout().copied(),
+            target,
+            history: Vec::new(),
+            schedule: self.config.backoff.schedule(),
+        };
+        call.run(request, extensions, next).instrument(span).await
+    }
+}
+
+/// The state of one call through the middleware.
+struct Call<'c> {
+    config: &'c Config,
+    deadline: Deadline,
+    method: Method,
+    request_timeout: Option<Duration>,
+    target: Target,
+    history: Vec<AttemptRecord>,
+    schedule: Schedule,
+}
+
+/// What to do after an attempt.
+enum Decision {
+    /// Wait, then send this copy of the request.
+    Retry {
+        wait: Duration,
+        request: Box<Request>,
+    },
+    Stop(StopReason),
+}
+
+impl Call<'_> {
+    async fn run(
+        mut self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut pending = request;
+        loop {
+            let retry = self.retries_so_far();
+            let started = Instant::now();
+            let limit = self.deadline.attempt_limit(
+                started,
+                self.config.attempt_timeout,
+                self.request_timeout,
+            );
+
+            // Keep the original for the next attempt; a streamed body cannot
+            // be cloned, so such a request is sent as it is, once.
+            let (mut attempt, spare) = match pending.try_clone() {
+                Some(copy) => (copy, Some(pending)),
+                None => (pending, None),
+            };
+            *attempt.timeout_mut() = Some(limit.budget);
+
+            let result =
+                tokio::time::timeout(limit.budget, next.clone().run(attempt, extensions)).await;
+            let duration = started.elapsed();
+            let mut record = AttemptRecord {
+                number: retry + 1,
+                started_after: self.deadline.elapsed(started),
+                duration,
+                limit: limit.budget,
+                outcome: AttemptOutcome::Response(StatusCode::OK),
+                retry_after: None,
+                wait_after: None,
+            };
+
+            let classified = match result {
+                Ok(Ok(mut response)) => {
+                    let status = response.status();
+                    record.outcome = AttemptOutcome::Response(status);
+                    record.retry_after = self.retry_after(&response);
+                    let decision = self.decide_after_status(status, record.retry_after, spare);
+                    match decision {
+                        Decision::Retry { wait, request } => {
+                            tracing::debug!(
+                                http.request.resend_count = retry + 1,
+                                http.response.status_code = status.as_u16(),
+                                wait_ms = duration_ms(wait),
+                                "retrying after a retryable status"
+                            );
+                            record.wait_after = Some(wait);
+                            self.history.push(record);
+                            drop(response);
+                            tokio::time::sleep(wait).await;
+                            pending = *request;
+                            continue;
+                        }
+                        Decision::Stop(stop) => {
+                            self.history.push(record);
+                            response
+                                .extensions_mut()
+                                .insert(Attempts::new(self.history, stop));
+                            return Ok(response);
+                        }
+                    }
+                }
+                Ok(Err(error)) => classify_error(error, &limit, duration, &self.target),
+                Err(_elapsed) => classify_timeout(&limit),
+            };
+
+            record.outcome = AttemptOutcome::Failed {
+                phase: classified.failure.phase,
+                diagnosis: classified.failure.diagnosis,
+                timed_out: classified.failure.timed_out,
+            };
+            match self.decide_after_error(&classified, spare) {
+                Decision::Retry { wait, request } => {
+                    tracing::debug!(
+                        http.request.resend_count = retry + 1,
+                        reason = classified.failure.diagnosis.code(),
+                        phase = classified.failure.phase.as_str(),
+                        wait_ms = duration_ms(wait),
+                        "retrying after a failed attempt"
+                    );
+                    record.wait_after = Some(wait);
+                    self.history.push(record);
+                    tokio::time::sleep(wait).await;
+                    pending = *request;
+                }
+                Decision::Stop(stop) => {
+                    self.history.push(record);
+                    let elapsed = self.deadline.elapsed(Instant::now());
+                    let error = Error::new(
+                        self.method,
+                        self.target,
+                        classified.failure,
+                        self.history,
+                        elapsed,
+                        stop,
+                    );
+                    tracing::debug!(
+                        reason = error.diagnosis().code(),
+                        attempts = error.attempts(),
+                        elapsed_ms = duration_ms(elapsed),
+                        "giving up"
+                    );
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+
+    fn retries_so_far(&self) -> u32 {
+        u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    fn retry_after(&self, response: &Response) -> Option<Duration> {
+        if !matches!(
+            response.status(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            return None;
+        }
+        let value = response.headers().get(http::header::RETRY_AFTER)?;
+        parse_retry_after(value, SystemTime::now())
+    }
+
+    fn decide_after_status(
+        &mut self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        spare: Option<Request>,
+    ) -> Decision {
+        if !is_retryable_status(status) {
+            return Decision::Stop(StopReason::Completed);
+        }
+        // A status proves that the server received the request.
+        if !is_idempotent(&self.method) {
+            return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
+        }
+        let Some(request) = spare else {
+            return Decision::Stop(StopReason::OneShotBody);
+        };
+        let retry = self.retries_so_far();
+        if retry >= self.config.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.config.max_retries));
+        }
+        let now = Instant::now();
+        if let Some(wait) = retry_after {
+            if wait > self.config.max_retry_after || !self.deadline.fits_wait(now, wait) {
+                return Decision::Stop(StopReason::RetryAfterTooLong(wait));
+            }
+            return Decision::Retry {
+                wait,
+                request: Box::new(request),
+            };
+        }
+        self.backoff_or_stop(now, request)
+    }
+
+    fn decide_after_error(&mut self, classified: &Classified, spare: Option<Request>) -> Decision {
+        if !classified.retryable {
+            return Decision::Stop(StopReason::NotRetryable);
+        }
+        if !classified.not_sent && !is_idempotent(&self.method) {
+            return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
+        }
+        let Some(request) = spare else {
+            return Decision::Stop(StopReason::OneShotBody);
+        };
+        let retry = self.retries_so_far();
+        if retry >= self.config.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.config.max_retries));
+        }
+        self.backoff_or_stop(Instant::now(), request)
+    }
+
+    fn backoff_or_stop(&mut self, now: Instant, request: Request) -> Decision {
+        let wait = self.schedule.next_wait();
+        if self.deadline.fits_wait(now, wait) {
+            Decision::Retry {
+                wait,
+                request: Box::new(request),
+            }
+        } else {
+            Decision::Stop(StopReason::Deadline)
+        }
+    }
+}
+
+/// Statuses that say the server could not answer now but may soon: request
+/// timeout, too many requests and the transient server errors.
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+/// Methods that RFC 9110 defines as idempotent: sending them twice has the
+/// same effect as sending them once.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

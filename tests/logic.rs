@@ -1,0 +1,518 @@
+//! Retry, backoff, deadline and `Retry-After` behaviour on tokio's paused
+//! clock. A scripted last middleware answers in place of a server, so no
+//! socket is opened and virtual time advances only through the middleware's
+//! own waits.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use http::{Extensions, StatusCode};
+use reqwest::{Request, Response};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_timeout::{
+    AttemptOutcome, Attempts, Diagnosis, Error, Limit, Phase, StopReason, TimeoutMiddleware,
+    TimeoutMiddlewareBuilder,
+};
+use tokio::time::Instant;
+
+const MS: Duration = Duration::from_millis(1);
+const URL: &str = "http://localhost/resource";
+
+/// One scripted reply of the fake server.
+#[derive(Clone)]
+enum Reply {
+    Status(u16),
+    StatusWithRetryAfter(u16, String),
+    /// Never answers, like a server that stalls before the headers.
+    Hang,
+    /// Answers after this long.
+    Delay(Duration, u16),
+}
+
+/// A last middleware that answers each call with the next scripted reply
+/// (the last one repeats) and records when each call arrived.
+#[derive(Clone)]
+struct Script {
+    replies: Arc<Vec<Reply>>,
+    calls: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Script {
+    fn new(replies: Vec<Reply>) -> Self {
+        Script {
+            replies: Arc::new(replies),
+            calls: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn calls(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Middleware for Script {
+    async fn handle(
+        &self,
+        _request: Request,
+        _extensions: &mut Extensions,
+        _next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let index = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Instant::now());
+            calls.len() - 1
+        };
+        let reply = self.replies[index.min(self.replies.len() - 1)].clone();
+        let status = match reply {
+            Reply::Status(status) => status,
+            Reply::StatusWithRetryAfter(status, retry_after) => {
+                let response = http::Response::builder()
+                    .status(status)
+                    .header(http::header::RETRY_AFTER, retry_after)
+                    .body(Vec::new())
+                    .unwrap();
+                return Ok(Response::from(response));
+            }
+            Reply::Hang => std::future::pending().await,
+            Reply::Delay(delay, status) => {
+                tokio::time::sleep(delay).await;
+                status
+            }
+        };
+        let response = http::Response::builder()
+            .status(status)
+            .body(Vec::new())
+            .unwrap();
+        Ok(Response::from(response))
+    }
+}
+
+fn fixed_schedule() -> TimeoutMiddlewareBuilder {
+    TimeoutMiddleware::builder()
+        .attempt_timeout(300 * MS)
+        .total_timeout(Duration::from_secs(120))
+        .initial_backoff(100 * MS)
+        .max_backoff(Duration::from_secs(10))
+        .jitter(false)
+}
+
+fn client(builder: TimeoutMiddlewareBuilder, script: &Script) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(builder.build().unwrap())
+        .with(script.clone())
+        .build()
+}
+
+fn attempts(response: &Response) -> &Attempts {
+    response
+        .extensions()
+        .get::<Attempts>()
+        .expect("every response carries Attempts")
+}
+
+fn offsets(calls: &[Instant]) -> Vec<Duration> {
+    calls.iter().map(|call| *call - calls[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_seconds_is_honoured_in_virtual_time() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, "30".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+    let real_start = std::time::Instant::now();
+    let virtual_start = Instant::now();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response).count(), 2);
+    assert_eq!(
+        attempts(&response).history()[0].retry_after(),
+        Some(Duration::from_secs(30))
+    );
+    assert!(virtual_start.elapsed() >= Duration::from_secs(30));
+    assert!(real_start.elapsed() < Duration::from_secs(1));
+    assert_eq!(offsets(&script.calls())[1], Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_on_429_is_honoured() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(429, "2".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(offsets(&script.calls())[1], Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_http_date_is_honoured() {
+    let in_five_seconds = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, in_five_seconds),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // An HTTP date has whole seconds, so the wait is between 4 and 5 seconds.
+    let wait = offsets(&script.calls())[1];
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(wait > Duration::from_secs(4), "waited {wait:?}");
+    assert!(wait <= Duration::from_secs(5), "waited {wait:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_zero_retries_at_once() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, "0".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(offsets(&script.calls())[1], Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unparsable_retry_after_falls_back_to_backoff() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, "soon".into()),
+        Reply::StatusWithRetryAfter(503, "-5".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(attempts(&response).history()[0].retry_after(), None);
+    assert_eq!(
+        offsets(&script.calls()),
+        vec![Duration::ZERO, 100 * MS, 300 * MS]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_past_deadline_returns_response_at_once() {
+    let script = Script::new(vec![Reply::StatusWithRetryAfter(503, "100".into())]);
+    let client = client(
+        fixed_schedule().total_timeout(Duration::from_secs(60)),
+        &script,
+    );
+    let start = Instant::now();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(attempts(&response).count(), 1);
+    assert_eq!(
+        attempts(&response).refused_retry_after(),
+        Some(Duration::from_secs(100))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_above_cap_returns_response_at_once() {
+    let script = Script::new(vec![Reply::StatusWithRetryAfter(429, "30".into())]);
+    let builder = fixed_schedule().max_retry_after(Duration::from_secs(10));
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(
+        attempts(&response).stop_reason(),
+        &StopReason::RetryAfterTooLong(Duration::from_secs(30))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn huge_retry_after_does_not_overflow() {
+    let script = Script::new(vec![Reply::StatusWithRetryAfter(
+        503,
+        "184467440737095516150000".into(),
+    )]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        attempts(&response).refused_retry_after(),
+        Some(Duration::from_secs(u64::MAX))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_doubles_between_attempts() {
+    let script = Script::new(vec![Reply::Status(500)]);
+    let client = client(fixed_schedule().max_retries(3), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        offsets(&script.calls()),
+        vec![Duration::ZERO, 100 * MS, 300 * MS, 700 * MS]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_retries_return_last_status() {
+    let script = Script::new(vec![Reply::Status(503)]);
+    let client = client(fixed_schedule().max_retries(2), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 3);
+    assert_eq!(attempts(&response).count(), 3);
+    assert_eq!(
+        attempts(&response).stop_reason(),
+        &StopReason::MaxRetries(2)
+    );
+    let waits: Vec<Option<Duration>> = attempts(&response)
+        .history()
+        .iter()
+        .map(|attempt| attempt.wait_after())
+        .collect();
+    assert_eq!(waits, vec![Some(100 * MS), Some(200 * MS), None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_retries_means_one_attempt() {
+    let script = Script::new(vec![Reply::Status(503)]);
+    let client = client(fixed_schedule().max_retries(0), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(
+        attempts(&response).stop_reason(),
+        &StopReason::MaxRetries(0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_transient_status_is_retried() {
+    for status in [408, 429, 500, 502, 503, 504] {
+        let script = Script::new(vec![Reply::Status(status), Reply::Status(200)]);
+        let client = client(fixed_schedule(), &script);
+
+        let response = client.get(URL).send().await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::OK, "after {status}");
+        assert_eq!(script.calls().len(), 2, "after {status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_statuses_are_returned_at_once() {
+    for status in [200, 201, 301, 400, 401, 404, 409, 413, 501, 505] {
+        let script = Script::new(vec![Reply::Status(status), Reply::Status(200)]);
+        let client = client(fixed_schedule(), &script);
+
+        let response = client.get(URL).send().await.unwrap();
+
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(script.calls().len(), 1, "status {status}");
+        assert_eq!(attempts(&response).stop_reason(), &StopReason::Completed);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_is_not_resent_after_status() {
+    let script = Script::new(vec![Reply::Status(503), Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.post(URL).body("order").send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(
+        attempts(&response).stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_methods_are_retried() {
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let script = Script::new(vec![Reply::Status(502), Reply::Status(200)]);
+        let client = client(fixed_schedule(), &script);
+
+        let response = client.request(method.clone(), URL).send().await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        assert_eq!(script.calls().len(), 2, "{method}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_shot_body_is_sent_once() {
+    let script = Script::new(vec![Reply::Status(503), Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+    let body = http_body_util::Full::new(bytes::Bytes::from_static(b"stream"));
+
+    let response = client
+        .put(URL)
+        .body(reqwest::Body::wrap(body))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(attempts(&response).stop_reason(), &StopReason::OneShotBody);
+}
+
+#[tokio::test(start_paused = true)]
+async fn success_carries_one_attempt() {
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    let attempts = attempts(&response);
+    assert_eq!(attempts.count(), 1);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Response(StatusCode::OK)
+    );
+    assert_eq!(attempts.stop_reason(), &StopReason::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_wait_runs_past_deadline() {
+    let script = Script::new(vec![Reply::Status(503)]);
+    let builder = fixed_schedule()
+        .initial_backoff(Duration::from_secs(1))
+        .total_timeout(2_500 * MS)
+        .max_retries(10);
+    let client = client(builder, &script);
+    let start = Instant::now();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // Waits of 1 s then 2 s: the second would end at 3 s, past the 2.5 s
+    // deadline, so the call stops after the second attempt without waiting.
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        offsets(&script.calls()),
+        vec![Duration::ZERO, Duration::from_secs(1)]
+    );
+    assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn last_attempt_is_clipped_to_deadline() {
+    let script = Script::new(vec![Reply::Hang]);
+    let builder = fixed_schedule()
+        .total_timeout(Duration::from_secs(1))
+        .max_retries(5);
+    let client = client(builder, &script);
+    let start = Instant::now();
+
+    let err = client.get(URL).send().await.unwrap_err();
+
+    // Attempts of 300 ms at 0 and 400 ms, then one clipped to the 100 ms
+    // left at 900 ms.
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(
+        offsets(&script.calls()),
+        vec![Duration::ZERO, 400 * MS, 900 * MS]
+    );
+    assert!(error.is_timeout());
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(
+        error.limit(),
+        Some(Limit::TotalTimeout(Duration::from_secs(1)))
+    );
+    assert_eq!(error.history()[2].limit(), 100 * MS);
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert_eq!(error.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_fires_on_stalled_attempt() {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule().max_retries(1), &script);
+
+    let err = client.get(URL).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert_eq!(error.attempts(), 2);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shorter_request_timeout_wins() {
+    let script = Script::new(vec![Reply::Delay(Duration::from_secs(10), 200)]);
+    let client = client(fixed_schedule().max_retries(0), &script);
+
+    let err = client.get(URL).timeout(120 * MS).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.limit(), Some(Limit::RequestTimeout(120 * MS)));
+    assert_eq!(error.history()[0].limit(), 120 * MS);
+    assert_eq!(error.elapsed(), 120 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_timeout_is_not_resent() {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule(), &script);
+
+    let err = client.post(URL).body("payment").send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    assert!(error.to_string().contains("not retried"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_call_cancels_backoff_wait() {
+    let script = Script::new(vec![Reply::Status(503)]);
+    let builder = fixed_schedule()
+        .initial_backoff(Duration::from_secs(5))
+        .max_retries(3);
+    let client = client(builder, &script);
+
+    let cut_short = tokio::time::timeout(Duration::from_secs(1), client.get(URL).send()).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+
+    assert!(
+        cut_short.is_err(),
+        "the call should still be waiting at 1 s"
+    );
+    assert_eq!(
+        script.calls().len(),
+        1,
+        "no attempt after the call was dropped"
+    );
+}
