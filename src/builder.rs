@@ -29,6 +29,7 @@ const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// | [`max_backoff`](Self::max_backoff) | 10 s |
 /// | [`jitter`](Self::jitter) | on |
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
+/// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
 ///
 /// # Example
 ///
@@ -52,6 +53,7 @@ pub struct TimeoutMiddlewareBuilder {
     max_backoff: Duration,
     jitter: bool,
     max_retry_after: Duration,
+    retry_non_idempotent: bool,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -64,6 +66,7 @@ impl Default for TimeoutMiddlewareBuilder {
             max_backoff: DEFAULT_MAX_BACKOFF,
             jitter: true,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            retry_non_idempotent: false,
         }
     }
 }
@@ -152,6 +155,20 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
+    /// Allows sending `POST`, `PATCH` and other non-idempotent requests
+    /// again after a failure that may have reached the server.
+    ///
+    /// Turn it on only when the server deduplicates requests. Without it, such
+    /// a request is sent again only when the failure proves that the server
+    /// never received it (a DNS failure, a refused connection, a connect
+    /// timeout) or when it carries an `Idempotency-Key` header.
+    ///
+    /// Default is off.
+    pub fn retry_non_idempotent(mut self, allowed: bool) -> Self {
+        self.retry_non_idempotent = allowed;
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     ///
     /// # Errors
@@ -194,6 +211,7 @@ impl TimeoutMiddlewareBuilder {
             max_retries: self.max_retries,
             backoff: Backoff::new(self.initial_backoff, self.max_backoff, self.jitter),
             max_retry_after: self.max_retry_after,
+            retry_non_idempotent: self.retry_non_idempotent,
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

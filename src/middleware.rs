@@ -14,6 +14,7 @@ use crate::builder::TimeoutMiddlewareBuilder;
 use crate::classify::{classify_error, classify_timeout, Classified};
 use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::overrides::RequestOverrides;
 use crate::retry_after::parse_retry_after;
 use crate::target::Target;
 
@@ -25,7 +26,13 @@ pub(crate) struct Config {
     pub(crate) max_retries: u32,
     pub(crate) backoff: Backoff,
     pub(crate) max_retry_after: Duration,
+    pub(crate) retry_non_idempotent: bool,
 }
+
+/// Marks a call that an instance of the middleware already handles, so that
+/// a second instance further down the same chain does not retry too.
+#[derive(Debug, Clone, Copy)]
+struct HandledByOuterLayer;
 
 /// A `reqwest-middleware` middleware that limits each attempt and the whole
 /// call, retries transient failures and explains the failures it returns.
@@ -87,6 +94,23 @@ impl Middleware for TimeoutMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        if extensions.get::<HandledByOuterLayer>().is_some() {
+            // The outer instance sets the timeouts and makes the retries;
+            // doing both here too would multiply the attempts.
+            return next.run(request, extensions).await;
+        }
+        extensions.insert(HandledByOuterLayer);
+
+        let overrides = extensions
+            .get::<RequestOverrides>()
+            .cloned()
+            .unwrap_or_default();
+        overrides
+            .validate()
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let config = &self.config;
+        let total_timeout = overrides.total_timeout.unwrap_or(config.total_timeout);
+
         let target = Target::from_url(request.url());
         let span = tracing::debug_span!(
             "reqwest_timeout",
@@ -94,14 +118,22 @@ impl Middleware for TimeoutMiddleware {
             server.address = target.host(),
             server.port = target.port(),
         );
+        let may_resend = is_idempotent(request.method())
+            || request.headers().contains_key(IDEMPOTENCY_KEY)
+            || overrides
+                .retry_non_idempotent
+                .unwrap_or(config.retry_non_idempotent);
         let call = Call {
-            config: &self.config,
-            deadline: Deadline::new(Instant::now(), self.config.total_timeout),
+            config,
+            attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),
+            max_retries: overrides.max_retries.unwrap_or(config.max_retries),
+            may_resend,
+            deadline: Deadline::new(Instant::now(), total_timeout),
             method: request.method().clone(),
             request_timeout: request.timeout().copied(),
             target,
             history: Vec::new(),
-            schedule: self.config.backoff.schedule(),
+            schedule: config.backoff.schedule(),
         };
         call.run(request, extensions, next).instrument(span).await
     }
@@ -110,6 +142,12 @@ impl Middleware for TimeoutMiddleware {
 /// The state of one call through the middleware.
 struct Call<'c> {
     config: &'c Config,
+    attempt_timeout: Duration,
+    max_retries: u32,
+    /// Whether the request may be sent again after it may have reached the
+    /// server: its method is idempotent, it has an `Idempotency-Key`, or the
+    /// user opted in.
+    may_resend: bool,
     deadline: Deadline,
     method: Method,
     request_timeout: Option<Duration>,
@@ -139,11 +177,9 @@ impl Call<'_> {
         loop {
             let retry = self.retries_so_far();
             let started = Instant::now();
-            let limit = self.deadline.attempt_limit(
-                started,
-                self.config.attempt_timeout,
-                self.request_timeout,
-            );
+            let limit =
+                self.deadline
+                    .attempt_limit(started, self.attempt_timeout, self.request_timeout);
 
             // Keep the original for the next attempt; a streamed body cannot
             // be cloned, so such a request is sent as it is, once.
@@ -267,15 +303,15 @@ impl Call<'_> {
             return Decision::Stop(StopReason::Completed);
         }
         // A status proves that the server received the request.
-        if !is_idempotent(&self.method) {
+        if !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
         let Some(request) = spare else {
             return Decision::Stop(StopReason::OneShotBody);
         };
         let retry = self.retries_so_far();
-        if retry >= self.config.max_retries {
-            return Decision::Stop(StopReason::MaxRetries(self.config.max_retries));
+        if retry >= self.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.max_retries));
         }
         let now = Instant::now();
         if let Some(wait) = retry_after {
@@ -294,15 +330,15 @@ impl Call<'_> {
         if !classified.retryable {
             return Decision::Stop(StopReason::NotRetryable);
         }
-        if !classified.not_sent && !is_idempotent(&self.method) {
+        if !classified.not_sent && !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
         let Some(request) = spare else {
             return Decision::Stop(StopReason::OneShotBody);
         };
         let retry = self.retries_so_far();
-        if retry >= self.config.max_retries {
-            return Decision::Stop(StopReason::MaxRetries(self.config.max_retries));
+        if retry >= self.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.max_retries));
         }
         self.backoff_or_stop(Instant::now(), request)
     }
@@ -342,6 +378,10 @@ fn is_idempotent(method: &Method) -> bool {
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
 }
+
+/// The header of the IETF draft "The Idempotency-Key HTTP Header Field": a
+/// server that honours it applies a repeated request only once.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

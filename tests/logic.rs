@@ -11,8 +11,8 @@ use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use reqwest_timeout::{
-    AttemptOutcome, Attempts, Diagnosis, Error, Limit, Phase, StopReason, TimeoutMiddleware,
-    TimeoutMiddlewareBuilder,
+    AttemptOutcome, Attempts, Diagnosis, Error, Limit, Phase, RequestOverrides, StopReason,
+    TimeoutMiddleware, TimeoutMiddlewareBuilder,
 };
 use tokio::time::Instant;
 
@@ -515,4 +515,160 @@ async fn dropping_call_cancels_backoff_wait() {
         1,
         "no attempt after the call was dropped"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_with_idempotency_key_is_resent() {
+    let script = Script::new(vec![Reply::Status(503), Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client
+        .post(URL)
+        .header("Idempotency-Key", "order-7")
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_is_resent_when_opted_in_globally() {
+    let script = Script::new(vec![Reply::Hang, Reply::Status(200)]);
+    let client = client(fixed_schedule().retry_non_idempotent(true), &script);
+
+    let response = client.patch(URL).body("patch").send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_is_resent_when_opted_in_for_request() {
+    let script = Script::new(vec![Reply::Status(502), Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client
+        .post(URL)
+        .with_extension(RequestOverrides::new().retry_non_idempotent(true))
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_override_replaces_timeouts_and_retries() {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule().max_retries(5), &script);
+    let start = Instant::now();
+
+    let err = client
+        .get(URL)
+        .with_extension(
+            RequestOverrides::new()
+                .attempt_timeout(50 * MS)
+                .total_timeout(Duration::from_secs(10))
+                .max_retries(1),
+        )
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.attempts(), 2);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(50 * MS)));
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(1));
+    assert_eq!(
+        start.elapsed(),
+        200 * MS,
+        "two 50 ms attempts and a 100 ms wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_override_total_timeout_clips_attempt() {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule(), &script);
+
+    let err = client
+        .get(URL)
+        .with_extension(RequestOverrides::new().total_timeout(120 * MS))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(error.limit(), Some(Limit::TotalTimeout(120 * MS)));
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_override_fails_before_sending() {
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let err = client
+        .get(URL)
+        .with_extension(RequestOverrides::new().attempt_timeout(Duration::ZERO))
+        .send()
+        .await
+        .unwrap_err();
+
+    assert!(script.calls().is_empty());
+    assert!(
+        err.to_string()
+            .contains("attempt_timeout in RequestOverrides is zero"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stacked_layers_do_not_multiply_retries() {
+    let script = Script::new(vec![Reply::Status(429)]);
+    let layer = || fixed_schedule().max_retries(3).build().unwrap();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(layer())
+        .with(layer())
+        .with(script.clone())
+        .build();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.calls().len(), 4, "not 16");
+    assert_eq!(attempts(&response).count(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stacked_outer_deadline_wins() {
+    let script = Script::new(vec![Reply::Hang]);
+    let outer = fixed_schedule()
+        .attempt_timeout(100 * MS)
+        .total_timeout(250 * MS)
+        .build()
+        .unwrap();
+    let inner = fixed_schedule()
+        .attempt_timeout(Duration::from_secs(30))
+        .total_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(outer)
+        .with(inner)
+        .with(script.clone())
+        .build();
+    let start = Instant::now();
+
+    let err = client.get(URL).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(start.elapsed(), 250 * MS);
+    assert_eq!(error.limit(), Some(Limit::TotalTimeout(250 * MS)));
 }

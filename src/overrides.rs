@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use crate::config_error::ConfigError;
+
+/// Settings for one call that replace the middleware's own.
+///
+/// Attach it to a request with reqwest-middleware's
+/// [`with_extension`](reqwest_middleware::RequestBuilder::with_extension).
+/// Settings left unset keep the middleware's values. An attempt timeout
+/// longer than the total timeout is clipped to it. A zero duration fails the
+/// call before anything is sent, with a [`ConfigError`] inside the
+/// returned error.
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> Result<(), reqwest_middleware::Error> {
+/// use std::time::Duration;
+/// use reqwest_timeout::RequestOverrides;
+///
+/// // A slow report endpoint gets more time; the order is safe to send twice.
+/// let response = client
+///     .post("http://localhost:8080/reports")
+///     .with_extension(
+///         RequestOverrides::new()
+///             .attempt_timeout(Duration::from_secs(60))
+///             .total_timeout(Duration::from_secs(120))
+///             .retry_non_idempotent(true),
+///     )
+///     .send()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOverrides {
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) total_timeout: Option<Duration>,
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) retry_non_idempotent: Option<bool>,
+}
+
+impl RequestOverrides {
+    /// Returns overrides that change nothing.
+    pub fn new() -> Self {
+        RequestOverrides::default()
+    }
+
+    /// Replaces the attempt timeout for this call; see
+    /// [`TimeoutMiddlewareBuilder::attempt_timeout`](crate::TimeoutMiddlewareBuilder::attempt_timeout).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Replaces the total timeout for this call; see
+    /// [`TimeoutMiddlewareBuilder::total_timeout`](crate::TimeoutMiddlewareBuilder::total_timeout).
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.total_timeout = Some(timeout);
+        self
+    }
+
+    /// Replaces the maximum number of retries for this call; see
+    /// [`TimeoutMiddlewareBuilder::max_retries`](crate::TimeoutMiddlewareBuilder::max_retries).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Allows or forbids sending this call's request again when it is not
+    /// idempotent; see
+    /// [`TimeoutMiddlewareBuilder::retry_non_idempotent`](crate::TimeoutMiddlewareBuilder::retry_non_idempotent).
+    pub fn retry_non_idempotent(mut self, allowed: bool) -> Self {
+        self.retry_non_idempotent = Some(allowed);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for (setting, value) in [
+            ("attempt_timeout", self.attempt_timeout),
+            ("total_timeout", self.total_timeout),
+        ] {
+            if value.is_some_and(|value| value.is_zero()) {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "{setting} in RequestOverrides is zero; set a positive duration or leave it unset"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
