@@ -1,13 +1,28 @@
 //! Classification of a failed attempt: the phase it reached, the likely
 //! cause, and whether sending it again is useful and safe.
+//!
+//! reqwest 0.13 with hyper-util 0.1 reports failures as follows, which is what
+//! the rules below read:
+//! - a request timeout (the middleware's limit, or the client's `timeout` or
+//!   `read_timeout`) is a bare "operation timed out" with no sign of the
+//!   phase it fired in;
+//! - the client's `connect_timeout` is `is_connect() && is_timeout()`; when it
+//!   fires during the TCP connect, the chain holds hyper-util's
+//!   "tcp connect error", and when it fires during DNS or the TLS handshake,
+//!   it does not;
+//! - a connection closed or reset before the response is a `hyper::Error`
+//!   (incomplete message) or an `io::Error` (reset), the same for a fresh
+//!   connection and for a reused keep-alive connection.
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
-use crate::error::Failure;
+use crate::error::{AmbiguityNote, Failure};
+use crate::format::DisplayDuration;
 use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::target::Target;
@@ -22,26 +37,48 @@ pub(crate) struct Classified {
     pub(crate) not_sent: bool,
 }
 
-/// A timeout that reqwest reports before it sees the response headers has
-/// fired early, before the middleware's own limit, when the attempt ran
-/// shorter than the limit by more than this. The caller's client then has a
-/// shorter timeout of its own.
+/// A request timeout that fired this much or more before the attempt's
+/// limit was not the middleware's: the client has a shorter timeout of its
+/// own, such as `read_timeout`.
 const EARLY_FIRE_MARGIN: Duration = Duration::from_millis(20);
 
 /// Classifies the middleware's own timer firing before the rest of the chain
 /// returned.
 pub(crate) fn classify_timeout(limit: &AttemptLimit) -> Classified {
-    Classified {
-        failure: Failure {
-            phase: Phase::Headers,
-            diagnosis: Diagnosis::ServerStalled,
-            timed_out: true,
-            limit: Some(limit.fires_as),
-            source: None,
-        },
-        retryable: true,
-        not_sent: false,
+    let mut classified = request_timeout(
+        Phase::Headers,
+        Diagnosis::ServerStalled,
+        Some(limit.fires_as),
+    );
+    classified.failure.source = Some(Box::new(AttemptTimedOut(limit.budget)));
+    classified
+}
+
+/// The source of an error when the middleware's own timer ended the attempt,
+/// before the rest of the chain returned an error of its own.
+#[derive(Debug)]
+struct AttemptTimedOut(Duration);
+
+impl fmt::Display for AttemptTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the attempt did not finish within {}",
+            DisplayDuration(self.0)
+        )
     }
+}
+
+impl StdError for AttemptTimedOut {}
+
+/// A request timeout fired. Its error shows no phase, so a stall before the
+/// connection was open looks the same as a server that sends no headers.
+fn request_timeout(phase: Phase, diagnosis: Diagnosis, limit: Option<Limit>) -> Classified {
+    let mut classified = failure(phase, diagnosis, true, limit);
+    if phase == Phase::Headers {
+        classified.failure.note = Some(AmbiguityNote::ConnectOrHeaders);
+    }
+    classified
 }
 
 /// Classifies an error that the rest of the chain returned for one attempt.
@@ -55,6 +92,7 @@ pub(crate) fn classify_error(
     target: &Target,
 ) -> Classified {
     let error = match error {
+        // The URL may hold credentials, so the source keeps none.
         reqwest_middleware::Error::Reqwest(error) => error.without_url(),
         other => return classify_middleware_error(other),
     };
@@ -64,18 +102,12 @@ pub(crate) fn classify_error(
     classified
 }
 
+/// An error from another middleware carries no transport detail, so it is
+/// passed on as it is and not retried.
 fn classify_middleware_error(error: reqwest_middleware::Error) -> Classified {
-    Classified {
-        failure: Failure {
-            phase: Phase::Send,
-            diagnosis: Diagnosis::Other,
-            timed_out: false,
-            limit: None,
-            source: Some(Box::new(error)),
-        },
-        retryable: false,
-        not_sent: false,
-    }
+    let mut classified = failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
+    classified.failure.source = Some(Box::new(error));
+    classified
 }
 
 fn classify_reqwest(
@@ -91,51 +123,52 @@ fn classify_reqwest(
             .not_sent();
     }
     if error.is_dns() {
-        let diagnosis = if facts.name_not_found {
-            Diagnosis::NameNotResolved
-        } else {
-            Diagnosis::DnsUnavailable
-        };
-        let classified = failure(Phase::Dns, diagnosis, false, None).not_sent();
-        return match diagnosis {
-            Diagnosis::NameNotResolved => classified.not_retryable(),
-            _ => classified,
-        };
+        return classify_dns(error, facts);
     }
     if error.is_connect() {
         return classify_connect(error, facts, elapsed, target);
     }
     if error.is_timeout() {
-        let fired_early = elapsed + EARLY_FIRE_MARGIN < limit.budget;
-        let limit = if fired_early {
+        let limit = if elapsed + EARLY_FIRE_MARGIN < limit.budget {
             None
         } else {
             Some(limit.fires_as)
         };
-        let phase = if error.is_body() {
-            Phase::Body
+        return if facts.body {
+            request_timeout(Phase::Body, Diagnosis::BodyStalled, limit)
         } else {
-            Phase::Headers
+            request_timeout(Phase::Headers, Diagnosis::ServerStalled, limit)
         };
-        let diagnosis = if phase == Phase::Body {
-            Diagnosis::BodyStalled
-        } else {
-            Diagnosis::ServerStalled
-        };
-        return failure(phase, diagnosis, true, limit);
     }
     if facts.connection_closed {
-        let phase = if error.is_body() {
+        let phase = if facts.body {
             Phase::Body
         } else {
             Phase::Headers
         };
         return failure(phase, Diagnosis::ConnectionClosed, false, None);
     }
-    if error.is_body() || error.is_decode() {
+    if facts.body {
         return failure(Phase::Body, Diagnosis::Other, false, None).not_retryable();
     }
     failure(Phase::Headers, Diagnosis::Other, false, None).not_retryable()
+}
+
+/// Classifies a failed name lookup. "No such name" is final; any other
+/// resolver failure may pass.
+fn classify_dns(error: &reqwest::Error, facts: &ChainFacts) -> Classified {
+    if facts.name_not_found {
+        return failure(Phase::Dns, Diagnosis::NameNotResolved, false, None)
+            .not_retryable()
+            .not_sent();
+    }
+    failure(
+        Phase::Dns,
+        Diagnosis::DnsUnavailable,
+        error.is_timeout(),
+        None,
+    )
+    .not_sent()
 }
 
 /// Classifies an error from opening the connection. None of these requests
@@ -148,8 +181,7 @@ fn classify_connect(
     target: &Target,
 ) -> Classified {
     if error.is_timeout() {
-        let limit = Some(Limit::ClientConnectTimeout(elapsed));
-        return failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit).not_sent();
+        return classify_connect_timeout(facts, elapsed, target);
     }
     if facts.refused {
         return failure(Phase::Connect, Diagnosis::ConnectionRefused, false, None).not_sent();
@@ -160,7 +192,7 @@ fn classify_connect(
             .not_sent();
     }
     if facts.connection_closed {
-        let phase = if target.is_https() {
+        let phase = if target.is_https() && !facts.tcp_connect {
             Phase::Tls
         } else {
             Phase::Connect
@@ -168,6 +200,26 @@ fn classify_connect(
         return failure(phase, Diagnosis::ConnectionClosed, false, None).not_sent();
     }
     failure(Phase::Connect, Diagnosis::Other, false, None).not_sent()
+}
+
+/// Classifies the client's `connect_timeout` firing. It covers DNS, the TCP
+/// connect and the TLS handshake; only a TCP connect timeout names itself.
+fn classify_connect_timeout(facts: &ChainFacts, elapsed: Duration, target: &Target) -> Classified {
+    let limit = Some(Limit::ClientConnectTimeout(elapsed));
+    let dns_possible = !target.is_ip_literal();
+    let mut classified = if facts.tcp_connect {
+        failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit)
+    } else if target.is_https() {
+        failure(Phase::Tls, Diagnosis::TlsFailed, true, limit)
+    } else if dns_possible {
+        failure(Phase::Dns, Diagnosis::DnsUnavailable, true, limit)
+    } else {
+        failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit)
+    };
+    if classified.failure.phase == Phase::Tls && dns_possible {
+        classified.failure.note = Some(AmbiguityNote::DnsOrTls);
+    }
+    classified.not_sent()
 }
 
 fn failure(
@@ -182,6 +234,7 @@ fn failure(
             diagnosis,
             timed_out,
             limit,
+            note: None,
             source: None,
         },
         retryable: true,
@@ -208,25 +261,46 @@ struct ChainFacts {
     connection_closed: bool,
     invalid_data: bool,
     name_not_found: bool,
+    /// hyper-util's "tcp connect error": the failure happened while opening
+    /// the TCP connection, after DNS and before TLS.
+    tcp_connect: bool,
+    /// A reqwest error of the body kind, or hyper's body read error.
+    body: bool,
 }
 
 impl ChainFacts {
     fn collect(error: &reqwest::Error) -> Self {
-        let mut facts = ChainFacts::default();
+        let mut facts = ChainFacts {
+            body: error.is_body() || error.is_decode(),
+            ..ChainFacts::default()
+        };
         let mut current: Option<&(dyn StdError + 'static)> = error.source();
         while let Some(source) = current {
-            if let Some(io) = source.downcast_ref::<io::Error>() {
-                facts.note_io(io);
-            }
-            if let Some(hyper) = source.downcast_ref::<hyper::Error>() {
-                if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
-                    facts.connection_closed = true;
-                }
-            }
-            facts.note_resolver_message(&source.to_string());
+            facts.note(source);
             current = source.source();
         }
         facts
+    }
+
+    fn note(&mut self, source: &(dyn StdError + 'static)) {
+        if let Some(io) = source.downcast_ref::<io::Error>() {
+            self.note_io(io);
+        }
+        if let Some(hyper) = source.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
+                self.connection_closed = true;
+            }
+        }
+        if let Some(nested) = source.downcast_ref::<reqwest::Error>() {
+            self.body |= nested.is_body() || nested.is_decode();
+        }
+        let message = source.to_string();
+        // hyper-util 0.1 names the stage only in the message of its private
+        // `ConnectError`.
+        if message == "tcp connect error" {
+            self.tcp_connect = true;
+        }
+        self.note_resolver_message(&message);
     }
 
     fn note_io(&mut self, io: &io::Error) {
@@ -239,6 +313,14 @@ impl ChainFacts {
             io::ErrorKind::InvalidData => self.invalid_data = true,
             io::ErrorKind::NotFound => self.name_not_found = true,
             _ => {}
+        }
+        // `io::Error::source` skips the error it wraps, which is where TLS
+        // libraries put the detail, so look at that error too.
+        if let Some(inner) = io.get_ref() {
+            if let Some(inner_io) = inner.downcast_ref::<io::Error>() {
+                self.note_io(inner_io);
+            }
+            self.note_resolver_message(&inner.to_string());
         }
     }
 

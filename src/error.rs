@@ -38,7 +38,32 @@ struct Inner {
     history: Vec<AttemptRecord>,
     elapsed: Duration,
     stop: StopReason,
+    note: Option<AmbiguityNote>,
     source: Option<BoxError>,
+}
+
+/// Another cause that the error of the last attempt cannot rule out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AmbiguityNote {
+    /// A request timeout fired before the headers: without a client
+    /// `connect_timeout`, a connect that never completed looks the same.
+    ConnectOrHeaders,
+    /// The client's connect timeout fired outside the TCP connect of an
+    /// `https://` request to a host name: DNS or the TLS handshake.
+    DnsOrTls,
+}
+
+impl AmbiguityNote {
+    fn text(self) -> &'static str {
+        match self {
+            AmbiguityNote::ConnectOrHeaders => {
+                "or a connect that never completed, which looks the same when the client sets no connect_timeout"
+            }
+            AmbiguityNote::DnsOrTls => {
+                "or a DNS lookup that did not finish, which the client's connect_timeout also covers"
+            }
+        }
+    }
 }
 
 /// The facts about the last attempt that an [`Error`] is built from.
@@ -47,6 +72,7 @@ pub(crate) struct Failure {
     pub(crate) diagnosis: Diagnosis,
     pub(crate) timed_out: bool,
     pub(crate) limit: Option<Limit>,
+    pub(crate) note: Option<AmbiguityNote>,
     pub(crate) source: Option<BoxError>,
 }
 
@@ -70,6 +96,7 @@ impl Error {
                 history,
                 elapsed,
                 stop,
+                note: failure.note,
                 source: failure.source,
             }),
         }
@@ -186,18 +213,6 @@ impl Error {
         }
         Ok(())
     }
-
-    /// Whether this failure looks the same as a connect that never finished:
-    /// without a client connect timeout, the middleware's own limit fires
-    /// with no sign of how far the attempt got.
-    fn connect_stall_is_possible(&self) -> bool {
-        self.inner.phase == Phase::Headers
-            && self.inner.diagnosis == Diagnosis::ServerStalled
-            && !matches!(
-                self.inner.limit,
-                Some(Limit::ClientConnectTimeout(_)) | None
-            )
-    }
 }
 
 impl fmt::Display for Error {
@@ -222,10 +237,8 @@ impl fmt::Display for Error {
             diagnosis.summary(),
             diagnosis.code()
         )?;
-        if self.connect_stall_is_possible() {
-            f.write_str(
-                ", or a connect that never completed, which looks the same when the client sets no connect_timeout",
-            )?;
+        if let Some(note) = inner.note {
+            write!(f, ", {}", note.text())?;
         }
         write!(f, "; {}", diagnosis.hint())
     }

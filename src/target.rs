@@ -9,6 +9,9 @@ use reqwest::Url;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     scheme: String,
+    /// Whether the host is an IP address, which the client connects to
+    /// without a DNS lookup.
+    ip_literal: bool,
     host: String,
     port: Option<u16>,
     path: String,
@@ -18,6 +21,10 @@ impl Target {
     pub(crate) fn from_url(url: &Url) -> Self {
         Target {
             scheme: url.scheme().to_owned(),
+            ip_literal: url
+                .host_str()
+                .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+                .is_some_and(|host| host.parse::<std::net::IpAddr>().is_ok()),
             host: url.host_str().unwrap_or("").to_owned(),
             port: url.port_or_known_default(),
             path: url.path().to_owned(),
@@ -34,6 +41,10 @@ impl Target {
 
     pub(crate) fn is_https(&self) -> bool {
         self.scheme == "https"
+    }
+
+    pub(crate) fn is_ip_literal(&self) -> bool {
+        self.ip_literal
     }
 }
 
@@ -60,6 +71,15 @@ mod tests {
         let shown = target("https://alice:hunter2@example.test/v1/items?token=s3cr3t#frag");
 
         assert_eq!(shown, "https://example.test:443/v1/items");
+    }
+
+    #[test]
+    fn ip_hosts_are_literals() {
+        let literal = |url: &str| Target::from_url(&Url::parse(url).unwrap()).is_ip_literal();
+
+        assert!(literal("http://127.0.0.1:1/"));
+        assert!(literal("http://[::1]:1/"));
+        assert!(!literal("http://localhost:1/"));
     }
 
     #[test]
