@@ -1,0 +1,179 @@
+//! Failures to open the connection: nothing listening, packets dropped, and
+//! a host with one dead and one live address.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use reqwest_timeout::{Attempts, Diagnosis, Limit, Phase, StopReason, TimeoutMiddleware};
+use support::{
+    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, Healthy,
+    StaticResolver,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test]
+async fn blackhole_connect_times_out_in_connect_phase() {
+    let blackhole = Blackhole::start().await;
+    let client = with_timeouts(
+        client_builder().connect_timeout(300 * MS),
+        timeouts(1_000 * MS, 2_000 * MS, 2),
+    );
+    let start = Instant::now();
+
+    let err = client.get(blackhole.url("/")).send().await.unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Connect);
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut);
+    assert!(matches!(
+        error.limit(),
+        Some(Limit::ClientConnectTimeout(_))
+    ));
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+    for attempt in error.history() {
+        assert!(attempt.duration() >= 280 * MS, "{attempt}");
+        assert!(attempt.duration() < 900 * MS, "{attempt}");
+    }
+    assert!(elapsed < 2_500 * MS, "took {elapsed:?}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", blackhole.addr().port())),
+        "{message}"
+    );
+    assert!(!message.contains("refused"), "{message}");
+    assert!(!message.contains("stalled"), "{message}");
+    assert_eq!(blackhole.connections(), 0);
+}
+
+#[tokio::test]
+async fn refused_connect_is_retried_quickly() {
+    let addr = closed_port();
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+    let start = Instant::now();
+
+    let err = client
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(!error.is_timeout());
+    assert_eq!(error.phase(), Phase::Connect);
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused);
+    assert_eq!(error.attempts(), 4);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(3));
+    assert_eq!(error.limit(), None);
+    // Waits of 50, 100 and 200 ms; each refusal takes milliseconds.
+    assert!(elapsed < 1_500 * MS, "took {elapsed:?}");
+    assert!(message.contains("connect-refused"), "{message}");
+    assert!(message.contains("server is running"), "{message}");
+}
+
+#[tokio::test]
+async fn refused_post_is_resent_because_nothing_was_sent() {
+    let addr = closed_port();
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 2));
+
+    let err = client
+        .post(format!("http://{addr}/orders"))
+        .body("order")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused);
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+}
+
+/// Starts a healthy server on a closed port once the second attempt has failed.
+struct ListenAfterSecondAttempt {
+    addr: std::net::SocketAddr,
+    attempts: AtomicU32,
+    server: Mutex<Option<Healthy>>,
+}
+
+#[async_trait]
+impl Middleware for ListenAfterSecondAttempt {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let result = next.run(request, extensions).await;
+        if self.attempts.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+            let server = Healthy::start_on(self.addr).await;
+            *self.server.lock().unwrap() = Some(server);
+        }
+        result
+    }
+}
+
+#[tokio::test]
+async fn refused_server_that_comes_up_succeeds() {
+    let addr = closed_port();
+    let starter = Arc::new(ListenAfterSecondAttempt {
+        addr,
+        attempts: AtomicU32::new(0),
+        server: Mutex::new(None),
+    });
+    let middleware = timeouts(1_000 * MS, 3_000 * MS, 3).build().unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
+        .with(middleware)
+        .with_arc(starter.clone())
+        .build();
+
+    let response = client
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+
+    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
+    assert_eq!(response.status(), 200);
+    assert_eq!(attempts.count(), 3);
+    assert_eq!(starter.attempts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn dead_ipv6_address_falls_back_to_ipv4() {
+    let server = Healthy::start().await;
+    let port = server.addr().port();
+    let resolver = StaticResolver::resolving_to(vec![
+        format!("[::1]:{port}").parse().unwrap(),
+        server.addr(),
+    ]);
+    let client = with_timeouts(
+        client_builder().dns_resolver(resolver.clone()),
+        TimeoutMiddleware::builder()
+            .attempt_timeout(2_000 * MS)
+            .total_timeout(4_000 * MS),
+    );
+
+    let response = client
+        .get(server.url_with_host("svc.test", "/"))
+        .send()
+        .await
+        .unwrap();
+
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(attempts.count(), 1);
+    assert_eq!(resolver.lookups(), 1);
+}

@@ -1,0 +1,213 @@
+//! The context every diagnosed error carries, and the secrets it must never
+//! show: the URL's password and query string, in the message, the `Debug`
+//! output, the source chain and the debug logs.
+
+mod support;
+
+use std::error::Error as _;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest_middleware::ClientWithMiddleware;
+use support::{
+    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, PlainOnTls,
+    StallHead, StaticResolver, TruncatedHead,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const CANARY: &str = "c4nary-s3cret";
+
+/// A URL whose password and query string carry the canary.
+fn secret_url(scheme: &str, host: &str, port: u16) -> String {
+    format!("{scheme}://alice:{CANARY}@{host}:{port}/v1/items?token={CANARY}&page=2")
+}
+
+fn client(connect_timeout: bool) -> ClientWithMiddleware {
+    let builder = if connect_timeout {
+        client_builder().connect_timeout(200 * MS)
+    } else {
+        client_builder()
+    };
+    with_timeouts(builder, timeouts(300 * MS, 1_000 * MS, 1))
+}
+
+/// Collects everything written to the test's tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends `url` and checks the error's context and that the canary appears in
+/// none of its text, nor in the logs of the call.
+async fn assert_context_without_secret(
+    client: &ClientWithMiddleware,
+    url: String,
+    addr: SocketAddr,
+) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let err = client.get(&url).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    let debug = format!("{error:?}");
+    let mut chain = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(format!("{cause} / {cause:?}"));
+        source = cause.source();
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+
+    assert!(!message.contains(CANARY), "message: {message}");
+    assert!(!debug.contains(CANARY), "debug: {debug}");
+    assert!(!chain.concat().contains(CANARY), "chain: {chain:?}");
+    assert!(!logs.contains(CANARY), "logs: {logs}");
+    assert!(!logs.is_empty(), "the call logged nothing");
+
+    assert_eq!(error.host(), addr.ip().to_string());
+    assert_eq!(error.port(), Some(addr.port()));
+    assert!(error.attempts() >= 1);
+    assert!(error.elapsed() > Duration::ZERO);
+    assert!(error.source().is_some(), "no source: {debug}");
+    assert!(
+        message.starts_with(&format!("GET http://{addr}/v1/items: "))
+            || message.starts_with(&format!("GET https://{addr}/v1/items: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("{} attempt", error.attempts())),
+        "{message}"
+    );
+    assert_eq!(message.matches("likely cause:").count(), 1, "{message}");
+    assert!(message.contains(error.diagnosis().code()), "{message}");
+    if let Some(limit) = error.limit() {
+        assert!(message.contains(&limit.to_string()), "{message}");
+    }
+    assert!(!message.ends_with('.'), "{message}");
+}
+
+#[tokio::test]
+async fn refused_error_has_context_and_no_secret() {
+    let addr = closed_port();
+
+    assert_context_without_secret(
+        &client(false),
+        secret_url("http", "127.0.0.1", addr.port()),
+        addr,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn connect_timeout_error_has_context_and_no_secret() {
+    let blackhole = Blackhole::start().await;
+    let addr = blackhole.addr();
+
+    assert_context_without_secret(
+        &client(true),
+        secret_url("http", "127.0.0.1", addr.port()),
+        addr,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn header_stall_error_has_context_and_no_secret() {
+    let server = StallHead::start().await;
+    let addr = server.addr();
+
+    assert_context_without_secret(
+        &client(false),
+        secret_url("http", "127.0.0.1", addr.port()),
+        addr,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn closed_connection_error_has_context_and_no_secret() {
+    let server = TruncatedHead::always().await;
+    let addr = server.addr();
+
+    assert_context_without_secret(
+        &client(false),
+        secret_url("http", "127.0.0.1", addr.port()),
+        addr,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tls_error_has_context_and_no_secret() {
+    let server = PlainOnTls::start().await;
+    let addr = server.addr();
+
+    assert_context_without_secret(
+        &client(false),
+        secret_url("https", "127.0.0.1", addr.port()),
+        addr,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dns_error_has_context_and_no_secret() {
+    let resolver = StaticResolver::not_found();
+    let client = with_timeouts(
+        client_builder().dns_resolver(resolver),
+        timeouts(300 * MS, 1_000 * MS, 1),
+    );
+
+    let err = client
+        .get(secret_url("http", "missing.test", 8080))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    let text = format!("{error} {error:?} {:?}", error.source());
+    assert!(!text.contains(CANARY), "{text}");
+    assert_eq!(error.host(), "missing.test");
+    assert_eq!(error.port(), Some(8080));
+}
+
+#[tokio::test]
+async fn debug_log_names_host_and_retry_fields() {
+    let addr = closed_port();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let _ = client(false).get(format!("http://{addr}/")).send().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying after a failed attempt"), "{logs}");
+    assert!(logs.contains("http.request.resend_count=1"), "{logs}");
+    assert!(logs.contains("reason=\"connect-refused\""), "{logs}");
+    assert!(logs.contains("wait_ms=50"), "{logs}");
+    assert!(logs.contains("server.address=\"127.0.0.1\""), "{logs}");
+}

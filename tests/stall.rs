@@ -1,0 +1,143 @@
+//! Servers that accept the request and then go silent, and calls that are
+//! dropped while they wait.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest_timeout::{Diagnosis, Limit, Phase, StopReason};
+use support::{client_builder, diagnosed, timeouts, with_timeouts, StallHead, StopReading};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test]
+async fn header_stall_is_retried_until_retries_run_out() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let client = with_timeouts(client_builder(), timeouts(300 * MS, 2_000 * MS, 2));
+    let start = Instant::now();
+
+    let err = client
+        .get(format!("{}/slow", server.uri()))
+        .send()
+        .await
+        .unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+    for attempt in error.history() {
+        assert!(attempt.duration() >= 290 * MS, "{attempt}");
+        assert!(attempt.duration() < 1_000 * MS, "{attempt}");
+    }
+    assert!(elapsed >= 900 * MS, "took {elapsed:?}");
+    assert!(elapsed <= 2_500 * MS, "took {elapsed:?}");
+    assert!(message.contains("attempt timeout of 300ms"), "{message}");
+    assert!(message.contains("3 attempts"), "{message}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn header_stall_ends_by_total_timeout() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(client_builder(), timeouts(400 * MS, 1_000 * MS, 10));
+    let start = Instant::now();
+
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert!(elapsed <= 1_500 * MS, "took {elapsed:?}");
+    assert!(
+        error.elapsed() <= 1_100 * MS,
+        "error says {:?}",
+        error.elapsed()
+    );
+    let last = error.history().last().unwrap();
+    assert!(last.started_after() + last.limit() <= 1_000 * MS, "{last}");
+}
+
+#[tokio::test]
+async fn dropped_call_closes_its_connection() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(client_builder(), timeouts(5_000 * MS, 10_000 * MS, 2));
+
+    let call = client.get(server.url("/")).send();
+    let cut_short = tokio::time::timeout(300 * MS, call).await;
+    let dropped_at = Instant::now();
+    let closes = server.wait_for_closes(1, 3_000 * MS).await;
+
+    assert!(
+        cut_short.is_err(),
+        "the stalled call should still be pending"
+    );
+    assert_eq!(server.requests(), 1);
+    assert_eq!(closes.len(), 1, "the server saw no close");
+    let close_delay = closes[0].saturating_duration_since(dropped_at);
+    assert!(
+        close_delay < 1_000 * MS,
+        "closed {close_delay:?} after the drop"
+    );
+    tokio::time::sleep(600 * MS).await;
+    assert_eq!(server.connections(), 1, "no attempt after the drop");
+}
+
+#[tokio::test]
+async fn stalled_upload_post_is_sent_once() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 2));
+    let body = vec![b'x'; 32 * 1024 * 1024];
+
+    let err = client
+        .post(server.url("/upload"))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn stalled_upload_put_is_retried_until_deadline() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 5));
+    let body = vec![b'x'; 32 * 1024 * 1024];
+    let start = Instant::now();
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert!(error.attempts() >= 3, "{error}");
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert!(elapsed <= 2_500 * MS, "took {elapsed:?}");
+    assert_eq!(server.connections(), error.attempts() as usize);
+}
