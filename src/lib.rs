@@ -47,6 +47,7 @@
 mod attempt;
 mod backoff;
 mod builder;
+mod call;
 mod classify;
 mod config_error;
 mod deadline;
@@ -57,6 +58,7 @@ mod limit;
 mod middleware;
 mod overrides;
 mod phase;
+mod policy;
 mod retry_after;
 mod target;
 

@@ -1,0 +1,240 @@
+//! The attempt loop of one call: run an attempt, classify its outcome,
+//! then retry after a wait or stop.
+
+use std::time::{Duration, SystemTime};
+
+use http::{Extensions, Method, StatusCode};
+use reqwest::{Request, Response};
+use reqwest_middleware::Next;
+use tokio::time::Instant;
+
+use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+use crate::backoff::Schedule;
+use crate::classify::{classify_error, classify_timeout, Classified};
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::middleware::Config;
+use crate::policy::is_retryable_status;
+use crate::retry_after::parse_retry_after;
+use crate::target::Target;
+
+/// The state of one call through the middleware.
+pub(crate) struct Call<'c> {
+    pub(crate) config: &'c Config,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) max_retries: u32,
+    /// Whether the request may be sent again after it may have reached the
+    /// server: its method is idempotent, it has an `Idempotency-Key`, or the
+    /// user opted in.
+    pub(crate) may_resend: bool,
+    pub(crate) deadline: Deadline,
+    pub(crate) method: Method,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) target: Target,
+    pub(crate) history: Vec<AttemptRecord>,
+    pub(crate) schedule: Schedule,
+}
+
+/// What to do after an attempt.
+enum Decision {
+    /// Wait, then send this copy of the request.
+    Retry {
+        wait: Duration,
+        request: Box<Request>,
+    },
+    Stop(StopReason),
+}
+
+impl Call<'_> {
+    pub(crate) async fn run(
+        mut self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut pending = request;
+        loop {
+            let retry = self.retries_so_far();
+            let started = Instant::now();
+            let limit =
+                self.deadline
+                    .attempt_limit(started, self.attempt_timeout, self.request_timeout);
+
+            // Keep the original for the next attempt; a streamed body cannot
+            // be cloned, so such a request is sent as it is, once.
+            let (mut attempt, spare) = match pending.try_clone() {
+                Some(copy) => (copy, Some(pending)),
+                None => (pending, None),
+            };
+            *attempt.timeout_mut() = Some(limit.budget);
+
+            let result =
+                tokio::time::timeout(limit.budget, next.clone().run(attempt, extensions)).await;
+            let duration = started.elapsed();
+            let mut record = AttemptRecord {
+                number: retry + 1,
+                started_after: self.deadline.elapsed(started),
+                duration,
+                limit: limit.budget,
+                outcome: AttemptOutcome::Response(StatusCode::OK),
+                retry_after: None,
+                wait_after: None,
+            };
+
+            let classified = match result {
+                Ok(Ok(mut response)) => {
+                    let status = response.status();
+                    record.outcome = AttemptOutcome::Response(status);
+                    record.retry_after = self.retry_after(&response);
+                    let decision = self.decide_after_status(status, record.retry_after, spare);
+                    match decision {
+                        Decision::Retry { wait, request } => {
+                            tracing::debug!(
+                                http.request.resend_count = retry + 1,
+                                http.response.status_code = status.as_u16(),
+                                wait_ms = duration_ms(wait),
+                                "retrying after a retryable status"
+                            );
+                            record.wait_after = Some(wait);
+                            self.history.push(record);
+                            drop(response);
+                            tokio::time::sleep(wait).await;
+                            pending = *request;
+                            continue;
+                        }
+                        Decision::Stop(stop) => {
+                            self.history.push(record);
+                            response
+                                .extensions_mut()
+                                .insert(Attempts::new(self.history, stop));
+                            return Ok(response);
+                        }
+                    }
+                }
+                Ok(Err(error)) => classify_error(error, &limit, duration, &self.target),
+                Err(_elapsed) => classify_timeout(&limit),
+            };
+
+            record.outcome = AttemptOutcome::Failed {
+                phase: classified.failure.phase,
+                diagnosis: classified.failure.diagnosis,
+                timed_out: classified.failure.timed_out,
+            };
+            match self.decide_after_error(&classified, spare) {
+                Decision::Retry { wait, request } => {
+                    tracing::debug!(
+                        http.request.resend_count = retry + 1,
+                        reason = classified.failure.diagnosis.code(),
+                        phase = classified.failure.phase.as_str(),
+                        wait_ms = duration_ms(wait),
+                        "retrying after a failed attempt"
+                    );
+                    record.wait_after = Some(wait);
+                    self.history.push(record);
+                    tokio::time::sleep(wait).await;
+                    pending = *request;
+                }
+                Decision::Stop(stop) => {
+                    self.history.push(record);
+                    let elapsed = self.deadline.elapsed(Instant::now());
+                    let error = Error::new(
+                        self.method,
+                        self.target,
+                        classified.failure,
+                        self.history,
+                        elapsed,
+                        stop,
+                    );
+                    tracing::debug!(
+                        reason = error.diagnosis().code(),
+                        attempts = error.attempts(),
+                        elapsed_ms = duration_ms(elapsed),
+                        "giving up"
+                    );
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+
+    fn retries_so_far(&self) -> u32 {
+        u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    fn retry_after(&self, response: &Response) -> Option<Duration> {
+        if !matches!(
+            response.status(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            return None;
+        }
+        let value = response.headers().get(http::header::RETRY_AFTER)?;
+        parse_retry_after(value, SystemTime::now())
+    }
+
+    fn decide_after_status(
+        &mut self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        spare: Option<Request>,
+    ) -> Decision {
+        if !is_retryable_status(status) {
+            return Decision::Stop(StopReason::Completed);
+        }
+        // A status proves that the server received the request.
+        if !self.may_resend {
+            return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
+        }
+        let Some(request) = spare else {
+            return Decision::Stop(StopReason::OneShotBody);
+        };
+        let retry = self.retries_so_far();
+        if retry >= self.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.max_retries));
+        }
+        let now = Instant::now();
+        if let Some(wait) = retry_after {
+            if wait > self.config.max_retry_after || !self.deadline.fits_wait(now, wait) {
+                return Decision::Stop(StopReason::RetryAfterTooLong(wait));
+            }
+            return Decision::Retry {
+                wait,
+                request: Box::new(request),
+            };
+        }
+        self.backoff_or_stop(now, request)
+    }
+
+    fn decide_after_error(&mut self, classified: &Classified, spare: Option<Request>) -> Decision {
+        if !classified.retryable {
+            return Decision::Stop(StopReason::NotRetryable);
+        }
+        if !classified.not_sent && !self.may_resend {
+            return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
+        }
+        let Some(request) = spare else {
+            return Decision::Stop(StopReason::OneShotBody);
+        };
+        let retry = self.retries_so_far();
+        if retry >= self.max_retries {
+            return Decision::Stop(StopReason::MaxRetries(self.max_retries));
+        }
+        self.backoff_or_stop(Instant::now(), request)
+    }
+
+    fn backoff_or_stop(&mut self, now: Instant, request: Request) -> Decision {
+        let wait = self.schedule.next_wait();
+        if self.deadline.fits_wait(now, wait) {
+            Decision::Retry {
+                wait,
+                request: Box::new(request),
+            }
+        } else {
+            Decision::Stop(StopReason::Deadline)
+        }
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
