@@ -1,3 +1,4 @@
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ const DEFAULT_MAX_RETRIES: u32 = 3;
 const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Configures a [`TimeoutMiddleware`].
 ///
@@ -30,6 +32,7 @@ const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// | [`jitter`](Self::jitter) | on |
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
+/// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 ///
 /// # Example
 ///
@@ -54,6 +57,7 @@ pub struct TimeoutMiddlewareBuilder {
     jitter: bool,
     max_retry_after: Duration,
     retry_non_idempotent: bool,
+    connect_timeout: Option<Duration>,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -67,6 +71,7 @@ impl Default for TimeoutMiddlewareBuilder {
             jitter: true,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             retry_non_idempotent: false,
+            connect_timeout: None,
         }
     }
 }
@@ -169,13 +174,32 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
+    /// Sets the connect timeout of the wrapped `reqwest::Client`, and tells
+    /// the middleware that the client has it.
+    ///
+    /// The connect timeout starts when the client begins to open a
+    /// connection (DNS included) and ends when the connection, TLS included,
+    /// is established. Apply it to the client with
+    /// [`TimeoutMiddleware::configure_client`], or set the same value with
+    /// [`reqwest::ClientBuilder::connect_timeout`]. Knowing it lets errors
+    /// tell a stalled connect from a stalled server. It must be shorter than
+    /// the attempt timeout.
+    ///
+    /// Default is a third of the attempt timeout, at most 10 seconds, which
+    /// the middleware counts on only once `configure_client` has applied it.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     ///
     /// # Errors
     ///
     /// Returns a [`ConfigError`] when a duration is zero, when the attempt
-    /// timeout is longer than the total timeout, or when the initial backoff
-    /// is longer than the maximum backoff.
+    /// timeout is longer than the total timeout, when the connect timeout is
+    /// not shorter than the attempt timeout, or when the initial backoff is
+    /// longer than the maximum backoff.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;
@@ -205,6 +229,22 @@ impl TimeoutMiddlewareBuilder {
             ));
         }
 
+        if let Some(connect_timeout) = self.connect_timeout {
+            reject_zero("connect_timeout", connect_timeout, "1s")?;
+            if connect_timeout >= self.attempt_timeout {
+                return Err(ConfigError::new(
+                    "connect_timeout",
+                    format!(
+                        "connect_timeout {} is not shorter than attempt_timeout {}, so a stalled \
+                         connect would end with the attempt timeout; lower connect_timeout",
+                        DisplayDuration(connect_timeout),
+                        DisplayDuration(self.attempt_timeout),
+                    ),
+                ));
+            }
+        }
+        let derived_connect_timeout = (self.attempt_timeout / 3).min(MAX_DERIVED_CONNECT_TIMEOUT);
+
         let config = Config {
             attempt_timeout: self.attempt_timeout,
             total_timeout: self.total_timeout,
@@ -212,6 +252,8 @@ impl TimeoutMiddlewareBuilder {
             backoff: Backoff::new(self.initial_backoff, self.max_backoff, self.jitter),
             max_retry_after: self.max_retry_after,
             retry_non_idempotent: self.retry_non_idempotent,
+            connect_timeout: self.connect_timeout.unwrap_or(derived_connect_timeout),
+            connect_timeout_known: AtomicBool::new(self.connect_timeout.is_some()),
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }
@@ -298,6 +340,48 @@ mod tests {
         assert_eq!(err.setting(), "initial_backoff");
         assert!(err.to_string().contains("5s"), "{err}");
         assert!(err.to_string().contains("max_backoff 1s"), "{err}");
+    }
+
+    #[test]
+    fn connect_timeout_not_below_attempt_is_rejected() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "connect_timeout");
+        assert!(
+            err.to_string()
+                .contains("not shorter than attempt_timeout 2s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_connect_timeout_is_rejected() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .connect_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "connect_timeout");
+    }
+
+    #[test]
+    fn connect_timeout_defaults_to_third_of_attempt() {
+        let short = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let long = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(Duration::from_secs(90))
+            .total_timeout(Duration::from_secs(90))
+            .build()
+            .unwrap();
+
+        assert_eq!(short.connect_timeout(), Duration::from_secs(1));
+        assert_eq!(long.connect_timeout(), Duration::from_secs(10));
     }
 
     #[test]

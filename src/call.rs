@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::Schedule;
-use crate::classify::{classify_error, classify_timeout, Classified};
-use crate::deadline::Deadline;
+use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
+use crate::deadline::{AttemptLimit, Deadline};
 use crate::error::Error;
 use crate::middleware::Config;
 use crate::policy::is_retryable_status;
@@ -111,8 +111,8 @@ impl Call<'_> {
                         }
                     }
                 }
-                Ok(Err(error)) => classify_error(error, &limit, duration, &self.target),
-                Err(_elapsed) => classify_timeout(&limit),
+                Ok(Err(error)) => classify_error(error, &self.attempt_context(&limit, duration)),
+                Err(_elapsed) => classify_timeout(&self.attempt_context(&limit, duration)),
             };
 
             record.outcome = AttemptOutcome::Failed {
@@ -154,6 +154,19 @@ impl Call<'_> {
                     return Err(error.into());
                 }
             }
+        }
+    }
+
+    fn attempt_context<'a>(
+        &'a self,
+        limit: &'a AttemptLimit,
+        elapsed: Duration,
+    ) -> AttemptContext<'a> {
+        AttemptContext {
+            limit,
+            elapsed,
+            target: &self.target,
+            connect_timeout: self.config.known_connect_timeout(),
         }
     }
 

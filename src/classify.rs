@@ -42,13 +42,35 @@ pub(crate) struct Classified {
 /// own, such as `read_timeout`.
 const EARLY_FIRE_MARGIN: Duration = Duration::from_millis(20);
 
+/// What the classifier knows about the attempt besides its error.
+pub(crate) struct AttemptContext<'a> {
+    pub(crate) limit: &'a AttemptLimit,
+    /// How long the attempt ran; it tells which timeout fired when the error
+    /// itself does not.
+    pub(crate) elapsed: Duration,
+    pub(crate) target: &'a Target,
+    /// The client's connect timeout, when the middleware knows it.
+    pub(crate) connect_timeout: Option<Duration>,
+}
+
+impl AttemptContext<'_> {
+    /// Whether a connect that never completed would have been reported by
+    /// the client's connect timeout before the attempt's limit fired.
+    fn connect_timeout_fires_first(&self) -> bool {
+        self.connect_timeout
+            .is_some_and(|connect| connect < self.limit.budget)
+    }
+}
+
 /// Classifies the middleware's own timer firing before the rest of the chain
 /// returned.
-pub(crate) fn classify_timeout(limit: &AttemptLimit) -> Classified {
+pub(crate) fn classify_timeout(context: &AttemptContext<'_>) -> Classified {
+    let limit = context.limit;
     let mut classified = request_timeout(
         Phase::Headers,
         Diagnosis::ServerStalled,
         Some(limit.fires_as),
+        context,
     );
     classified.failure.source = Some(Box::new(AttemptTimedOut(limit.budget)));
     classified
@@ -71,25 +93,26 @@ impl fmt::Display for AttemptTimedOut {
 
 impl StdError for AttemptTimedOut {}
 
-/// A request timeout fired. Its error shows no phase, so a stall before the
-/// connection was open looks the same as a server that sends no headers.
-fn request_timeout(phase: Phase, diagnosis: Diagnosis, limit: Option<Limit>) -> Classified {
+/// A request timeout fired. Its error shows no phase, so unless the client's
+/// connect timeout would have fired first, a stall before the connection was
+/// open looks the same as a server that sends no headers.
+fn request_timeout(
+    phase: Phase,
+    diagnosis: Diagnosis,
+    limit: Option<Limit>,
+    context: &AttemptContext<'_>,
+) -> Classified {
     let mut classified = failure(phase, diagnosis, true, limit);
-    if phase == Phase::Headers {
+    if phase == Phase::Headers && !context.connect_timeout_fires_first() {
         classified.failure.note = Some(AmbiguityNote::ConnectOrHeaders);
     }
     classified
 }
 
 /// Classifies an error that the rest of the chain returned for one attempt.
-///
-/// `elapsed` is how long the attempt ran; it tells which timeout fired when
-/// the error itself does not.
 pub(crate) fn classify_error(
     error: reqwest_middleware::Error,
-    limit: &AttemptLimit,
-    elapsed: Duration,
-    target: &Target,
+    context: &AttemptContext<'_>,
 ) -> Classified {
     let error = match error {
         // The URL may hold credentials, so the source keeps none.
@@ -97,7 +120,7 @@ pub(crate) fn classify_error(
         other => return classify_middleware_error(other),
     };
     let facts = ChainFacts::collect(&error);
-    let mut classified = classify_reqwest(&error, &facts, limit, elapsed, target);
+    let mut classified = classify_reqwest(&error, &facts, context);
     classified.failure.source = Some(Box::new(error));
     classified
 }
@@ -113,9 +136,7 @@ fn classify_middleware_error(error: reqwest_middleware::Error) -> Classified {
 fn classify_reqwest(
     error: &reqwest::Error,
     facts: &ChainFacts,
-    limit: &AttemptLimit,
-    elapsed: Duration,
-    target: &Target,
+    context: &AttemptContext<'_>,
 ) -> Classified {
     if error.is_builder() {
         return failure(Phase::Send, Diagnosis::InvalidRequest, false, None)
@@ -126,18 +147,23 @@ fn classify_reqwest(
         return classify_dns(error, facts);
     }
     if error.is_connect() {
-        return classify_connect(error, facts, elapsed, target);
+        return classify_connect(error, facts, context);
     }
     if error.is_timeout() {
-        let limit = if elapsed + EARLY_FIRE_MARGIN < limit.budget {
-            None
+        let limit = if context.elapsed + EARLY_FIRE_MARGIN < context.limit.budget {
+            Limit::ClientTimeout(context.elapsed)
         } else {
-            Some(limit.fires_as)
+            context.limit.fires_as
         };
         return if facts.body {
-            request_timeout(Phase::Body, Diagnosis::BodyStalled, limit)
+            request_timeout(Phase::Body, Diagnosis::BodyStalled, Some(limit), context)
         } else {
-            request_timeout(Phase::Headers, Diagnosis::ServerStalled, limit)
+            request_timeout(
+                Phase::Headers,
+                Diagnosis::ServerStalled,
+                Some(limit),
+                context,
+            )
         };
     }
     if facts.connection_closed {
@@ -177,11 +203,11 @@ fn classify_dns(error: &reqwest::Error, facts: &ChainFacts) -> Classified {
 fn classify_connect(
     error: &reqwest::Error,
     facts: &ChainFacts,
-    elapsed: Duration,
-    target: &Target,
+    context: &AttemptContext<'_>,
 ) -> Classified {
+    let target = context.target;
     if error.is_timeout() {
-        return classify_connect_timeout(facts, elapsed, target);
+        return classify_connect_timeout(facts, context);
     }
     if facts.refused {
         return failure(Phase::Connect, Diagnosis::ConnectionRefused, false, None).not_sent();
@@ -204,8 +230,10 @@ fn classify_connect(
 
 /// Classifies the client's `connect_timeout` firing. It covers DNS, the TCP
 /// connect and the TLS handshake; only a TCP connect timeout names itself.
-fn classify_connect_timeout(facts: &ChainFacts, elapsed: Duration, target: &Target) -> Classified {
-    let limit = Some(Limit::ClientConnectTimeout(elapsed));
+fn classify_connect_timeout(facts: &ChainFacts, context: &AttemptContext<'_>) -> Classified {
+    let target = context.target;
+    let value = context.connect_timeout.unwrap_or(context.elapsed);
+    let limit = Some(Limit::ClientConnectTimeout(value));
     let dns_possible = !target.is_ip_literal();
     let mut classified = if facts.tcp_connect {
         failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit)

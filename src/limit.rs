@@ -16,21 +16,30 @@ pub enum Limit {
     /// [`reqwest::RequestBuilder::timeout`], when it was the shortest.
     RequestTimeout(Duration),
     /// The connect timeout of the wrapped `reqwest::Client`. A middleware
-    /// cannot read that setting, so the value is how long the attempt ran
-    /// before it fired.
+    /// cannot read that setting from the client, so the value is the one
+    /// given to [`TimeoutMiddlewareBuilder::connect_timeout`] when the
+    /// middleware knows it, and otherwise how long the attempt ran before the
+    /// timeout fired.
+    ///
+    /// [`TimeoutMiddlewareBuilder::connect_timeout`]: crate::TimeoutMiddlewareBuilder::connect_timeout
     ClientConnectTimeout(Duration),
+    /// A timeout of the wrapped `reqwest::Client` that fired before the
+    /// middleware's limit, such as its
+    /// [`read_timeout`](reqwest::ClientBuilder::read_timeout). The value is
+    /// how long the attempt ran before it fired.
+    ClientTimeout(Duration),
 }
 
 impl Limit {
-    /// Returns the value of the limit (for
-    /// [`ClientConnectTimeout`](Limit::ClientConnectTimeout), the time it took
-    /// to fire).
+    /// Returns the value of the limit; for a client timeout that the
+    /// middleware does not know, the time it took to fire.
     pub fn value(&self) -> Duration {
         match *self {
             Limit::AttemptTimeout(value)
             | Limit::TotalTimeout(value)
             | Limit::RequestTimeout(value)
-            | Limit::ClientConnectTimeout(value) => value,
+            | Limit::ClientConnectTimeout(value)
+            | Limit::ClientTimeout(value) => value,
         }
     }
 }
@@ -45,9 +54,12 @@ impl fmt::Display for Limit {
             Limit::RequestTimeout(value) => {
                 write!(f, "request timeout of {}", DisplayDuration(value))
             }
-            Limit::ClientConnectTimeout(value) => write!(
+            Limit::ClientConnectTimeout(value) => {
+                write!(f, "client connect timeout of {}", DisplayDuration(value))
+            }
+            Limit::ClientTimeout(value) => write!(
                 f,
-                "client connect timeout (fired after {})",
+                "client's own timeout (fired after {})",
                 DisplayDuration(value)
             ),
         }

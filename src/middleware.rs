@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,20 @@ pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) max_retry_after: Duration,
     pub(crate) retry_non_idempotent: bool,
+    /// The connect timeout that [`TimeoutMiddleware::configure_client`]
+    /// applies, set or derived from the attempt timeout.
+    pub(crate) connect_timeout: Duration,
+    /// Whether the wrapped client is known to have `connect_timeout`: the user
+    /// set it explicitly, or called `configure_client`.
+    pub(crate) connect_timeout_known: AtomicBool,
+}
+
+impl Config {
+    pub(crate) fn known_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout_known
+            .load(Ordering::Relaxed)
+            .then_some(self.connect_timeout)
+    }
 }
 
 /// Marks a call that an instance of the middleware already handles, so that
@@ -81,6 +96,67 @@ impl TimeoutMiddleware {
 
     pub(crate) fn from_config(config: Arc<Config>) -> Self {
         TimeoutMiddleware { config }
+    }
+
+    /// Sets the middleware's connect timeout on a `reqwest` client builder,
+    /// so that errors can tell a connect that never completed from a server
+    /// that never answered.
+    ///
+    /// A middleware cannot read the wrapped client's settings. Without a
+    /// connect timeout below the attempt timeout, a stalled connect and a
+    /// stalled server both end with the attempt timeout and look the same.
+    /// With it, a stalled connect ends early with its own error, and the
+    /// middleware then knows the value and drops the second possible cause
+    /// from its messages. The connect timeout covers DNS, the TCP connect and
+    /// the TLS handshake.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reqwest_timeout::TimeoutMiddleware;
+    ///
+    /// let middleware = TimeoutMiddleware::builder()
+    ///     .attempt_timeout(Duration::from_secs(5))
+    ///     .connect_timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// let client = middleware
+    ///     .configure_client(reqwest::Client::builder())
+    ///     .build()
+    ///     .expect("a valid client configuration");
+    /// let client = reqwest_middleware::ClientBuilder::new(client)
+    ///     .with(middleware)
+    ///     .build();
+    /// # Ok::<(), reqwest_timeout::ConfigError>(())
+    /// ```
+    pub fn configure_client(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        self.config
+            .connect_timeout_known
+            .store(true, Ordering::Relaxed);
+        builder.connect_timeout(self.config.connect_timeout)
+    }
+
+    /// Returns the attempt timeout; see
+    /// [`TimeoutMiddlewareBuilder::attempt_timeout`].
+    pub fn attempt_timeout(&self) -> Duration {
+        self.config.attempt_timeout
+    }
+
+    /// Returns the total timeout; see
+    /// [`TimeoutMiddlewareBuilder::total_timeout`].
+    pub fn total_timeout(&self) -> Duration {
+        self.config.total_timeout
+    }
+
+    /// Returns the maximum number of retries; see
+    /// [`TimeoutMiddlewareBuilder::max_retries`].
+    pub fn max_retries(&self) -> u32 {
+        self.config.max_retries
+    }
+
+    /// Returns the connect timeout that
+    /// [`configure_client`](Self::configure_client) applies; see
+    /// [`TimeoutMiddlewareBuilder::connect_timeout`].
+    pub fn connect_timeout(&self) -> Duration {
+        self.config.connect_timeout
     }
 }
 

@@ -57,6 +57,34 @@ async fn blackhole_connect_times_out_in_connect_phase() {
 }
 
 #[tokio::test]
+async fn configured_connect_timeout_is_named_with_its_value() {
+    let blackhole = Blackhole::start().await;
+    let middleware = timeouts(1_000 * MS, 2_000 * MS, 0)
+        .connect_timeout(250 * MS)
+        .build()
+        .unwrap();
+    let client = middleware
+        .configure_client(client_builder())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build();
+
+    let err = client.get(blackhole.url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Connect);
+    assert_eq!(error.limit(), Some(Limit::ClientConnectTimeout(250 * MS)));
+    assert!(
+        error
+            .to_string()
+            .contains("client connect timeout of 250ms"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn refused_connect_is_retried_quickly() {
     let addr = closed_port();
     let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));

@@ -141,3 +141,52 @@ async fn stalled_upload_put_is_retried_until_deadline() {
     assert!(elapsed <= 2_500 * MS, "took {elapsed:?}");
     assert_eq!(server.connections(), error.attempts() as usize);
 }
+
+#[tokio::test]
+async fn header_stall_with_known_connect_timeout_names_one_cause() {
+    let server = StallHead::start().await;
+    let middleware = timeouts(300 * MS, 1_000 * MS, 0)
+        .connect_timeout(100 * MS)
+        .build()
+        .unwrap();
+    let client = middleware
+        .configure_client(client_builder())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build();
+
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert!(
+        !message.contains("connect that never completed"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn client_read_timeout_firing_first_is_named() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder().read_timeout(200 * MS),
+        timeouts(2_000 * MS, 3_000 * MS, 0),
+    );
+
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Headers);
+    let Some(Limit::ClientTimeout(fired_after)) = error.limit() else {
+        panic!("expected the client's timeout, got {:?}", error.limit());
+    };
+    assert!(fired_after >= 190 * MS, "fired after {fired_after:?}");
+    assert!(fired_after < 1_500 * MS, "fired after {fired_after:?}");
+    assert!(message.contains("client's own timeout"), "{message}");
+}
