@@ -51,6 +51,7 @@ pub struct AttemptRecord {
     pub(crate) outcome: AttemptOutcome,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) wait_after: Option<Duration>,
+    pub(crate) error: Option<String>,
 }
 
 impl AttemptRecord {
@@ -91,6 +92,12 @@ impl AttemptRecord {
     /// Returns the wait before the next attempt, or `None` for the last one.
     pub fn wait_after(&self) -> Option<Duration> {
         self.wait_after
+    }
+
+    /// Returns the error the attempt failed with and its causes, as one
+    /// line without the URL, or `None` when it received a response.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::backoff::Backoff;
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
+use crate::latency::RecentLatency;
 use crate::middleware::{Config, TimeoutMiddleware};
 
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +33,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`jitter`](Self::jitter) | on |
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
+/// | [`active_probe`](Self::active_probe) | off |
 /// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 ///
 /// # Example
@@ -58,6 +60,7 @@ pub struct TimeoutMiddlewareBuilder {
     max_retry_after: Duration,
     retry_non_idempotent: bool,
     connect_timeout: Option<Duration>,
+    active_probe: bool,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -72,6 +75,7 @@ impl Default for TimeoutMiddlewareBuilder {
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             retry_non_idempotent: false,
             connect_timeout: None,
+            active_probe: false,
         }
     }
 }
@@ -192,6 +196,23 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
+    /// Turns the active probe on or off.
+    ///
+    /// When a call fails while resolving the host, connecting or in the TLS
+    /// handshake, or when its error cannot rule out a stalled connect, the
+    /// probe resolves the request's host and tries a bare TCP connect to
+    /// each of its addresses on the request's port, sending nothing. The
+    /// result, such as `127.0.0.1:8080 refused; [::1]:8080 timed out`, goes
+    /// into the error. The probe runs within the time left before the total
+    /// deadline, at most one attempt timeout, and only ever targets the
+    /// request's own host and port. Its lookup uses the system resolver.
+    ///
+    /// Default is off.
+    pub fn active_probe(mut self, enabled: bool) -> Self {
+        self.active_probe = enabled;
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     ///
     /// # Errors
@@ -254,6 +275,8 @@ impl TimeoutMiddlewareBuilder {
             retry_non_idempotent: self.retry_non_idempotent,
             connect_timeout: self.connect_timeout.unwrap_or(derived_connect_timeout),
             connect_timeout_known: AtomicBool::new(self.connect_timeout.is_some()),
+            active_probe: self.active_probe,
+            recent_latency: RecentLatency::default(),
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

@@ -12,11 +12,14 @@ use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::Schedule;
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
-use crate::error::Error;
+use crate::error::{Error, Failure};
+use crate::format::error_chain_text;
 use crate::middleware::Config;
+use crate::phase::Phase;
 use crate::policy::is_retryable_status;
 use crate::retry_after::parse_retry_after;
 use crate::target::Target;
+use crate::{pattern, probe};
 
 /// The state of one call through the middleware.
 pub(crate) struct Call<'c> {
@@ -79,11 +82,17 @@ impl Call<'_> {
                 outcome: AttemptOutcome::Response(StatusCode::OK),
                 retry_after: None,
                 wait_after: None,
+                error: None,
             };
 
             let classified = match result {
                 Ok(Ok(mut response)) => {
                     let status = response.status();
+                    self.config.recent_latency.record(
+                        self.target.host(),
+                        self.target.port(),
+                        duration,
+                    );
                     record.outcome = AttemptOutcome::Response(status);
                     record.retry_after = self.retry_after(&response);
                     let decision = self.decide_after_status(status, record.retry_after, spare);
@@ -120,6 +129,11 @@ impl Call<'_> {
                 diagnosis: classified.failure.diagnosis,
                 timed_out: classified.failure.timed_out,
             };
+            record.error = classified
+                .failure
+                .source
+                .as_deref()
+                .map(|source| error_chain_text(source));
             match self.decide_after_error(&classified, spare) {
                 Decision::Retry { wait, request } => {
                     tracing::debug!(
@@ -136,11 +150,13 @@ impl Call<'_> {
                 }
                 Decision::Stop(stop) => {
                     self.history.push(record);
+                    let mut failure = classified.failure;
+                    self.explain(&mut failure).await;
                     let elapsed = self.deadline.elapsed(Instant::now());
                     let error = Error::new(
                         self.method,
                         self.target,
-                        classified.failure,
+                        failure,
                         self.history,
                         elapsed,
                         stop,
@@ -155,6 +171,42 @@ impl Call<'_> {
                 }
             }
         }
+    }
+
+    /// Adds what the attempts show together, and what the active probe
+    /// finds, to the failure that ends the call.
+    async fn explain(&self, failure: &mut Failure) {
+        let recent = self
+            .config
+            .recent_latency
+            .slowest(self.target.host(), self.target.port());
+        let finding = pattern::assess(&self.history, recent);
+        if let Some(diagnosis) = finding.diagnosis {
+            failure.diagnosis = diagnosis;
+        }
+        failure.evidence.extend(finding.evidence);
+
+        if !self.config.active_probe || !worth_probing(failure) {
+            return;
+        }
+        let Some(port) = self.target.port() else {
+            return;
+        };
+        let budget = self
+            .deadline
+            .remaining(Instant::now())
+            .min(self.attempt_timeout);
+        if budget < MIN_PROBE_TIME {
+            return;
+        }
+        let report = probe::probe(self.target.host(), port, budget).await;
+        tracing::debug!(probe = %report, "probed the request's host and port");
+        if report.all_connected() && failure.note.is_some() {
+            // The server accepts connections, so the other cause that the
+            // note names is unlikely.
+            failure.note = None;
+        }
+        failure.probe = Some(report);
     }
 
     fn attempt_context<'a>(
@@ -246,6 +298,15 @@ impl Call<'_> {
             Decision::Stop(StopReason::Deadline)
         }
     }
+}
+
+/// The least time left before the deadline for which the probe runs.
+const MIN_PROBE_TIME: Duration = Duration::from_millis(5);
+
+/// Whether a failure is one where a bare connect tells something: the
+/// attempt did not get past opening the connection, or may not have.
+fn worth_probing(failure: &Failure) -> bool {
+    matches!(failure.phase, Phase::Dns | Phase::Connect | Phase::Tls) || failure.note.is_some()
 }
 
 fn duration_ms(duration: Duration) -> u64 {

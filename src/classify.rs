@@ -166,6 +166,15 @@ fn classify_reqwest(
             )
         };
     }
+    if facts.not_http_reply && !context.target.is_https() {
+        let mut classified =
+            failure(Phase::Headers, Diagnosis::TlsFailed, false, None).not_retryable();
+        classified.failure.evidence.push(
+            "the server answered with bytes that are not HTTP, as a TLS port does to a plain request, so try https://"
+                .to_owned(),
+        );
+        return classified;
+    }
     if facts.connection_closed {
         let phase = if facts.body {
             Phase::Body
@@ -213,9 +222,16 @@ fn classify_connect(
         return failure(Phase::Connect, Diagnosis::ConnectionRefused, false, None).not_sent();
     }
     if target.is_https() && facts.invalid_data {
-        return failure(Phase::Tls, Diagnosis::TlsFailed, false, None)
+        let mut classified = failure(Phase::Tls, Diagnosis::TlsFailed, false, None)
             .not_retryable()
             .not_sent();
+        if facts.not_tls_reply {
+            classified.failure.evidence.push(
+                "the server answered the TLS handshake with data that is not TLS, so the port probably speaks plain HTTP"
+                    .to_owned(),
+            );
+        }
+        return classified;
     }
     if facts.connection_closed {
         let phase = if target.is_https() && !facts.tcp_connect {
@@ -263,6 +279,8 @@ fn failure(
             timed_out,
             limit,
             note: None,
+            evidence: Vec::new(),
+            probe: None,
             source: None,
         },
         retryable: true,
@@ -294,6 +312,12 @@ struct ChainFacts {
     tcp_connect: bool,
     /// A reqwest error of the body kind, or hyper's body read error.
     body: bool,
+    /// rustls' "received corrupt message of type InvalidContentType": the
+    /// peer sent something other than a TLS record.
+    not_tls_reply: bool,
+    /// hyper could not parse the HTTP version of the response, the first
+    /// thing it reads: the peer does not speak HTTP/1.
+    not_http_reply: bool,
 }
 
 impl ChainFacts {
@@ -317,6 +341,9 @@ impl ChainFacts {
         if let Some(hyper) = source.downcast_ref::<hyper::Error>() {
             if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
                 self.connection_closed = true;
+            }
+            if hyper.is_parse() && hyper.to_string().contains("invalid HTTP version") {
+                self.not_http_reply = true;
             }
         }
         if let Some(nested) = source.downcast_ref::<reqwest::Error>() {
@@ -348,7 +375,11 @@ impl ChainFacts {
             if let Some(inner_io) = inner.downcast_ref::<io::Error>() {
                 self.note_io(inner_io);
             }
-            self.note_resolver_message(&inner.to_string());
+            let message = inner.to_string();
+            if message.contains("InvalidContentType") {
+                self.not_tls_reply = true;
+            }
+            self.note_resolver_message(&message);
         }
     }
 

@@ -118,3 +118,47 @@ impl fmt::Display for Diagnosis {
         f.pad(self.code())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Diagnosis;
+    use std::collections::HashSet;
+
+    const ALL: [Diagnosis; 11] = [
+        Diagnosis::NameNotResolved,
+        Diagnosis::DnsUnavailable,
+        Diagnosis::ConnectionRefused,
+        Diagnosis::ConnectTimedOut,
+        Diagnosis::TlsFailed,
+        Diagnosis::ServerStalled,
+        Diagnosis::BodyStalled,
+        Diagnosis::TimeoutTooShort,
+        Diagnosis::ConnectionClosed,
+        Diagnosis::InvalidRequest,
+        Diagnosis::Other,
+    ];
+
+    #[test]
+    fn codes_are_unique_kebab_case() {
+        let codes: HashSet<&str> = ALL.iter().map(Diagnosis::code).collect();
+
+        assert_eq!(codes.len(), ALL.len());
+        for code in codes {
+            assert!(
+                code.bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte == b'-'),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn texts_are_lowercase_without_trailing_period() {
+        for diagnosis in ALL {
+            for text in [diagnosis.summary(), diagnosis.hint()] {
+                assert!(!text.ends_with('.'), "{text}");
+                assert!(text.starts_with(|c: char| c.is_ascii_lowercase()), "{text}");
+            }
+        }
+    }
+}

@@ -9,6 +9,8 @@ use crate::diagnosis::Diagnosis;
 use crate::format::DisplayDuration;
 use crate::limit::Limit;
 use crate::phase::Phase;
+use crate::probe::ProbeReport;
+use crate::report::Report;
 use crate::target::Target;
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -39,6 +41,8 @@ struct Inner {
     elapsed: Duration,
     stop: StopReason,
     note: Option<AmbiguityNote>,
+    evidence: Vec<String>,
+    probe: Option<ProbeReport>,
     source: Option<BoxError>,
 }
 
@@ -54,7 +58,7 @@ pub(crate) enum AmbiguityNote {
 }
 
 impl AmbiguityNote {
-    fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             AmbiguityNote::ConnectOrHeaders => {
                 "or a connect that never completed, which looks the same when the client sets no connect_timeout"
@@ -73,6 +77,9 @@ pub(crate) struct Failure {
     pub(crate) timed_out: bool,
     pub(crate) limit: Option<Limit>,
     pub(crate) note: Option<AmbiguityNote>,
+    /// Facts that support the diagnosis, each one lowercase clause.
+    pub(crate) evidence: Vec<String>,
+    pub(crate) probe: Option<ProbeReport>,
     pub(crate) source: Option<BoxError>,
 }
 
@@ -97,6 +104,8 @@ impl Error {
                 elapsed,
                 stop,
                 note: failure.note,
+                evidence: failure.evidence,
+                probe: failure.probe,
                 source: failure.source,
             }),
         }
@@ -177,6 +186,25 @@ impl Error {
         &self.inner.stop
     }
 
+    /// Returns the facts behind the diagnosis, such as the pattern across
+    /// attempts ("all 4 attempts were refused within 1ms") or what the
+    /// server sent instead of a TLS handshake.
+    pub fn evidence(&self) -> &[String] {
+        &self.inner.evidence
+    }
+
+    /// Returns what the active probe found, when it ran; see
+    /// [`TimeoutMiddlewareBuilder::active_probe`](crate::TimeoutMiddlewareBuilder::active_probe).
+    pub fn probe(&self) -> Option<&ProbeReport> {
+        self.inner.probe.as_ref()
+    }
+
+    /// Returns a multi-line report of the failure with every attempt as a
+    /// timeline; the alternate form `{:#}` prints the same.
+    pub fn report(&self) -> Report<'_> {
+        Report::new(self)
+    }
+
     /// Returns the request's method.
     pub fn method(&self) -> &Method {
         &self.inner.method
@@ -192,7 +220,31 @@ impl Error {
         self.inner.target.port()
     }
 
-    fn describe_failure(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// Writes the likely cause with its code, and the other cause that the
+    /// error cannot rule out, if any.
+    pub(crate) fn describe_cause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let diagnosis = self.inner.diagnosis;
+        write!(
+            f,
+            "; likely cause: {} ({})",
+            diagnosis.summary(),
+            diagnosis.code()
+        )?;
+        if let Some(note) = self.inner.note {
+            write!(f, ", {}", note.text())?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn note(&self) -> Option<AmbiguityNote> {
+        self.inner.note
+    }
+
+    pub(crate) fn target(&self) -> String {
+        self.inner.target.to_string()
+    }
+
+    pub(crate) fn describe_failure(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match (self.inner.timed_out, self.inner.phase) {
             (true, Phase::Dns) => "timed out resolving the host name",
             (true, Phase::Connect) => "timed out connecting",
@@ -217,6 +269,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return self.report().fmt(f);
+        }
         let inner = &self.inner;
         write!(f, "{} {}: ", inner.method, inner.target)?;
         self.describe_failure(f)?;
@@ -230,17 +285,14 @@ impl fmt::Display for Error {
             inner.stop
         )?;
 
-        let diagnosis = inner.diagnosis;
-        write!(
-            f,
-            "; likely cause: {} ({})",
-            diagnosis.summary(),
-            diagnosis.code()
-        )?;
-        if let Some(note) = inner.note {
-            write!(f, ", {}", note.text())?;
+        self.describe_cause(f)?;
+        for evidence in &inner.evidence {
+            write!(f, "; {evidence}")?;
         }
-        write!(f, "; {}", diagnosis.hint())
+        if let Some(probe) = &inner.probe {
+            write!(f, "; probe: {probe}")?;
+        }
+        write!(f, "; {}", inner.diagnosis.hint())
     }
 }
 
@@ -257,6 +309,8 @@ impl fmt::Debug for Error {
             .field("attempts", &inner.history.len())
             .field("elapsed", &inner.elapsed)
             .field("stop", &inner.stop)
+            .field("evidence", &inner.evidence)
+            .field("probe", &inner.probe)
             .field("source", &inner.source)
             .finish()
     }

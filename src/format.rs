@@ -1,6 +1,24 @@
 //! Small display helpers shared by messages and logs.
 
+use std::error::Error as StdError;
 use std::fmt;
+
+/// Joins the messages of `error` and its sources with `": "`, because
+/// reqwest's own message leaves the causes out.
+pub(crate) fn error_chain_text(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // Some wrappers repeat their source's message; print it once.
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// Shows a duration the way people write it: `300ms`, `2s`, `1.5s`, `2m30s`.
 ///

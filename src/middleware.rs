@@ -13,6 +13,7 @@ use crate::backoff::Backoff;
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::call::Call;
 use crate::deadline::Deadline;
+use crate::latency::RecentLatency;
 use crate::overrides::RequestOverrides;
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
 use crate::target::Target;
@@ -32,6 +33,9 @@ pub(crate) struct Config {
     /// Whether the wrapped client is known to have `connect_timeout`: the user
     /// set it explicitly, or called `configure_client`.
     pub(crate) connect_timeout_known: AtomicBool,
+    pub(crate) active_probe: bool,
+    /// Response times per host and port, for the diagnosis of timeouts.
+    pub(crate) recent_latency: RecentLatency,
 }
 
 impl Config {

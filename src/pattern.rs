@@ -1,0 +1,293 @@
+//! Reasoning across the attempts of a call: what the pattern of failures
+//! says that a single failure cannot.
+
+use std::time::Duration;
+
+use crate::attempt::{AttemptOutcome, AttemptRecord};
+use crate::diagnosis::Diagnosis;
+use crate::format::DisplayDuration;
+use crate::phase::Phase;
+
+/// A refusal this fast comes from the host itself, not from a network path
+/// that loses packets.
+const FAST_REFUSAL: Duration = Duration::from_millis(50);
+
+/// An attempt that ran this share of its limit or more ran until the limit.
+const AT_LIMIT: f64 = 0.95;
+
+/// A response that took this share of the limit or more was close to it.
+const NEAR_LIMIT: f64 = 0.8;
+
+/// What the attempts of a failed call show together.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// A better diagnosis than the last attempt's alone, if the pattern gives
+    /// one.
+    pub(crate) diagnosis: Option<Diagnosis>,
+    /// One lowercase clause that states the evidence.
+    pub(crate) evidence: Option<String>,
+}
+
+/// Looks for a pattern in `history`, the attempts of a call that failed.
+///
+/// `recent_slowest` is the slowest response time seen recently from the same
+/// host and port, if the middleware has seen any.
+pub(crate) fn assess(history: &[AttemptRecord], recent_slowest: Option<Duration>) -> Finding {
+    if history.is_empty() {
+        return Finding::default();
+    }
+    if let Some(finding) = all_refused_fast(history) {
+        return finding;
+    }
+    if let Some(finding) = timeouts_near_known_latency(history, recent_slowest) {
+        return finding;
+    }
+    if let Some(finding) = all_failed_alike(history) {
+        return finding;
+    }
+    Finding::default()
+}
+
+fn failed(record: &AttemptRecord) -> Option<(Phase, Diagnosis, bool)> {
+    match record.outcome {
+        AttemptOutcome::Failed {
+            phase,
+            diagnosis,
+            timed_out,
+        } => Some((phase, diagnosis, timed_out)),
+        _ => None,
+    }
+}
+
+fn all_refused_fast(history: &[AttemptRecord]) -> Option<Finding> {
+    let every_refusal_fast = history.iter().all(|record| {
+        matches!(failed(record), Some((_, Diagnosis::ConnectionRefused, _)))
+            && record.duration < FAST_REFUSAL
+    });
+    if !every_refusal_fast {
+        return None;
+    }
+    let slowest = history.iter().map(|record| record.duration).max()?;
+    let evidence = match history.len() {
+        1 => format!(
+            "the attempt was refused within {}, so nothing listens on the port",
+            DisplayDuration(slowest)
+        ),
+        count => format!(
+            "all {count} attempts were refused within {}: the server is not running, or the port is wrong",
+            DisplayDuration(slowest)
+        ),
+    };
+    Some(Finding {
+        diagnosis: None,
+        evidence: Some(evidence),
+    })
+}
+
+/// Every attempt ran until its limit while responses from the same place,
+/// in this call or recently, took nearly as long: the limit is the problem.
+fn timeouts_near_known_latency(
+    history: &[AttemptRecord],
+    recent_slowest: Option<Duration>,
+) -> Option<Finding> {
+    let timeouts: Vec<&AttemptRecord> = history
+        .iter()
+        .filter(|record| matches!(failed(record), Some((_, _, true))))
+        .collect();
+    if timeouts.is_empty() {
+        return None;
+    }
+    let every_timeout_at_limit = timeouts
+        .iter()
+        .all(|record| record.duration.as_secs_f64() >= record.limit.as_secs_f64() * AT_LIMIT);
+    if !every_timeout_at_limit {
+        return None;
+    }
+    let slowest_in_call = history
+        .iter()
+        .filter(|record| matches!(record.outcome, AttemptOutcome::Response(_)))
+        .map(|record| record.duration)
+        .max();
+    let slowest = slowest_in_call.max(recent_slowest)?;
+    let limit = timeouts.iter().map(|record| record.limit).max()?;
+    if slowest.as_secs_f64() < limit.as_secs_f64() * NEAR_LIMIT {
+        return None;
+    }
+    let attempts = match timeouts.len() {
+        1 => "the attempt ran".to_owned(),
+        count => format!("all {count} timed-out attempts ran"),
+    };
+    Some(Finding {
+        diagnosis: Some(Diagnosis::TimeoutTooShort),
+        evidence: Some(format!(
+            "{attempts} until the {} limit, while responses from this host took up to {}",
+            DisplayDuration(limit),
+            DisplayDuration(slowest)
+        )),
+    })
+}
+
+/// Every attempt failed the same way: say so, because it rules out a
+/// passing glitch.
+fn all_failed_alike(history: &[AttemptRecord]) -> Option<Finding> {
+    if history.len() < 2 {
+        return None;
+    }
+    let (phase, diagnosis, _) = failed(&history[0])?;
+    let alike = history
+        .iter()
+        .all(|record| matches!(failed(record), Some((p, d, _)) if p == phase && d == diagnosis));
+    if !alike {
+        return None;
+    }
+    let count = history.len();
+    let evidence = match diagnosis {
+        Diagnosis::ConnectTimedOut => format!(
+            "all {count} connects timed out, so packets to this address are being dropped"
+        ),
+        Diagnosis::ConnectionClosed => format!(
+            "the server closed the connection on all {count} attempts, which points at the server rather than the network"
+        ),
+        Diagnosis::ServerStalled => format!(
+            "all {count} attempts got no response headers, so the server is stalled rather than briefly slow"
+        ),
+        _ => return None,
+    };
+    Some(Finding {
+        diagnosis: None,
+        evidence: Some(evidence),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn attempt(outcome: AttemptOutcome, duration: Duration, limit: Duration) -> AttemptRecord {
+        AttemptRecord {
+            number: 1,
+            started_after: Duration::ZERO,
+            duration,
+            limit,
+            outcome,
+            retry_after: None,
+            wait_after: None,
+            error: None,
+        }
+    }
+
+    fn failure(phase: Phase, diagnosis: Diagnosis, timed_out: bool) -> AttemptOutcome {
+        AttemptOutcome::Failed {
+            phase,
+            diagnosis,
+            timed_out,
+        }
+    }
+
+    #[test]
+    fn fast_refusals_point_at_server_not_running() {
+        let refused = failure(Phase::Connect, Diagnosis::ConnectionRefused, false);
+        let history = vec![
+            attempt(refused, MS, 300 * MS),
+            attempt(refused, 2 * MS, 300 * MS),
+            attempt(refused, MS, 300 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, None);
+        assert_eq!(
+            finding.evidence.as_deref(),
+            Some("all 3 attempts were refused within 2ms: the server is not running, or the port is wrong")
+        );
+    }
+
+    #[test]
+    fn slow_refusal_is_no_pattern() {
+        let refused = failure(Phase::Connect, Diagnosis::ConnectionRefused, false);
+        let history = vec![attempt(refused, 120 * MS, 300 * MS)];
+
+        assert_eq!(assess(&history, None), Finding::default());
+    }
+
+    #[test]
+    fn timeouts_near_slow_responses_mean_timeout_too_short() {
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(
+                AttemptOutcome::Response(StatusCode::SERVICE_UNAVAILABLE),
+                290 * MS,
+                300 * MS,
+            ),
+            attempt(stalled, 301 * MS, 300 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, Some(Diagnosis::TimeoutTooShort));
+        assert_eq!(
+            finding.evidence.as_deref(),
+            Some("the attempt ran until the 300ms limit, while responses from this host took up to 290ms")
+        );
+    }
+
+    #[test]
+    fn timeouts_near_recent_latency_mean_timeout_too_short() {
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(stalled, 300 * MS, 300 * MS),
+            attempt(stalled, 301 * MS, 300 * MS),
+        ];
+
+        let finding = assess(&history, Some(270 * MS));
+
+        assert_eq!(finding.diagnosis, Some(Diagnosis::TimeoutTooShort));
+        assert!(finding
+            .evidence
+            .unwrap()
+            .starts_with("all 2 timed-out attempts ran until the 300ms limit"));
+    }
+
+    #[test]
+    fn timeouts_far_above_known_latency_are_stalls() {
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(stalled, 300 * MS, 300 * MS),
+            attempt(stalled, 300 * MS, 300 * MS),
+        ];
+
+        let finding = assess(&history, Some(20 * MS));
+
+        assert_eq!(finding.diagnosis, None);
+        assert_eq!(
+            finding.evidence.as_deref(),
+            Some("all 2 attempts got no response headers, so the server is stalled rather than briefly slow")
+        );
+    }
+
+    #[test]
+    fn mixed_failures_are_no_pattern() {
+        let history = vec![
+            attempt(
+                failure(Phase::Connect, Diagnosis::ConnectionRefused, false),
+                MS,
+                300 * MS,
+            ),
+            attempt(
+                failure(Phase::Headers, Diagnosis::ConnectionClosed, false),
+                MS,
+                300 * MS,
+            ),
+        ];
+
+        assert_eq!(assess(&history, None), Finding::default());
+    }
+
+    #[test]
+    fn empty_history_is_no_pattern() {
+        assert_eq!(assess(&[], Some(MS)), Finding::default());
+    }
+}
