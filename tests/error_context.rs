@@ -69,6 +69,7 @@ async fn assert_context_without_secret(
     let error = diagnosed(&err);
     let message = error.to_string();
     let debug = format!("{error:?}");
+    let report = error.report().to_string();
     let mut chain = Vec::new();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -79,6 +80,7 @@ async fn assert_context_without_secret(
 
     assert!(!message.contains(CANARY), "message: {message}");
     assert!(!debug.contains(CANARY), "debug: {debug}");
+    assert!(!report.contains(CANARY), "report: {report}");
     assert!(!chain.concat().contains(CANARY), "chain: {chain:?}");
     assert!(!logs.contains(CANARY), "logs: {logs}");
     assert!(!logs.is_empty(), "the call logged nothing");

@@ -672,3 +672,56 @@ async fn stacked_outer_deadline_wins() {
     assert_eq!(start.elapsed(), 250 * MS);
     assert_eq!(error.limit(), Some(Limit::TotalTimeout(250 * MS)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn timeout_after_near_limit_response_is_timeout_too_short() {
+    let script = Script::new(vec![Reply::Delay(280 * MS, 200), Reply::Hang]);
+    let client = client(fixed_schedule().max_retries(1), &script);
+    let first = client.get(URL).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let err = client.get(URL).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.diagnosis(), Diagnosis::TimeoutTooShort);
+    assert_eq!(
+        error.evidence(),
+        ["all 2 timed-out attempts ran until the 300ms limit, while responses from this host took up to 280ms"]
+    );
+    assert!(error.to_string().contains("timeout-too-short"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn report_shows_attempts_as_timeline() {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule().max_retries(1), &script);
+
+    let err = client.get(URL).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    let report = error.report().to_string();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines[0],
+        "GET http://localhost:80/resource: timed out waiting for the response headers after the attempt timeout of 300ms"
+    );
+    assert!(lines.contains(&"  phase      headers"), "{report}");
+    assert!(
+        lines.contains(&"  limit      attempt timeout of 300ms"),
+        "{report}"
+    );
+    assert!(
+        lines.contains(&"  stopped    max retries (1) reached"),
+        "{report}"
+    );
+    assert!(lines.contains(&"  attempts   2 in 700ms"), "{report}");
+    assert!(
+        lines.contains(&"    #1  +0ms      timed out in headers (server-stalled) after 300ms, limit 300ms, then waited 100ms"),
+        "{report}"
+    );
+    assert!(
+        lines.contains(&"                  the attempt did not finish within 300ms"),
+        "{report}"
+    );
+    assert_eq!(format!("{error:#}"), report);
+}

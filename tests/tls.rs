@@ -5,7 +5,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use reqwest_timeout::{Diagnosis, Limit, Phase, StopReason};
-use support::{client_builder, diagnosed, timeouts, with_timeouts, PlainOnTls, TlsSilent};
+use support::{
+    client_builder, diagnosed, timeouts, with_timeouts, PlainOnTls, TlsOnPlain, TlsSilent,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -76,4 +78,37 @@ async fn plain_http_on_tls_url_fails_fast_without_retry() {
     assert_eq!(server.connections(), 1);
     assert!(elapsed < 500 * MS, "took {elapsed:?}");
     assert!(message.contains("http:// for plain HTTP"), "{message}");
+}
+
+#[tokio::test]
+async fn plain_http_on_tls_url_says_port_speaks_plain_http() {
+    let server = PlainOnTls::start().await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+
+    let err = client.get(server.https_url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(
+        error.evidence(),
+        ["the server answered the TLS handshake with data that is not TLS, so the port probably speaks plain HTTP"]
+    );
+}
+
+#[tokio::test]
+async fn plain_url_on_tls_port_fails_fast_and_suggests_https() {
+    let server = TlsOnPlain::start().await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+    let start = Instant::now();
+
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(!error.is_timeout());
+    assert_eq!(error.diagnosis(), Diagnosis::TlsFailed);
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
+    assert!(elapsed < 500 * MS, "took {elapsed:?}");
+    assert!(message.contains("try https://"), "{message}");
 }

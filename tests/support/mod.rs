@@ -33,7 +33,7 @@ pub use keepalive::KeepaliveThenClose;
 pub use sequence::Sequence;
 pub use server::{bind_loopback, hold_until_client_closes, AbortOnDrop, Accepted, Server, Stats};
 pub use stall::StallHead;
-pub use tls::{PlainOnTls, TlsSilent};
+pub use tls::{PlainOnTls, TlsOnPlain, TlsSilent, TLS_ALERT};
 pub use upload::StopReading;
 
 /// Returns a client builder that ignores proxy environment variables, so requests

@@ -101,3 +101,49 @@ impl Deref for PlainOnTls {
         &self.server
     }
 }
+
+/// A TLS 1.2 fatal alert record, "unexpected message", as a TLS server sends it
+/// when the first bytes it receives are not a ClientHello.
+pub const TLS_ALERT: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a];
+
+/// Simulates a TLS-only port behind an `http://` URL: answers the plain request with
+/// a TLS alert record and closes.
+#[derive(Debug)]
+pub struct TlsOnPlain {
+    server: Server,
+}
+
+impl TlsOnPlain {
+    /// Starts the server on a free loopback port.
+    pub async fn start() -> Self {
+        let server = Server::spawn(bind_loopback().await, |mut connection| async move {
+            let mut buf = [0u8; 4096];
+            match connection.stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            connection.stats.record_request();
+            if connection.stream.write_all(TLS_ALERT).await.is_err() {
+                return;
+            }
+            let _ = connection.stream.shutdown().await;
+            let drain = async {
+                while let Ok(read) = connection.stream.read(&mut buf).await {
+                    if read == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+        });
+        Self { server }
+    }
+}
+
+impl Deref for TlsOnPlain {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
