@@ -16,7 +16,7 @@ options:
   --attempt-timeout DURATION  time limit of one attempt (default 600ms)
   --total-timeout DURATION    time limit of the whole call, waits included (default 2.5s)
   --retries N                 retries after the first attempt (default 2)
-  --connect-timeout DURATION  connect timeout of the reqwest::Client (default 250ms)
+  --connect-timeout DURATION  connect timeout set on the reqwest::Client, below the attempt timeout (default 250ms)
   -h, --help                  print this help
 
 DURATION is a positive number with a unit: 250ms, 2s, 1.5s or 1m.";

@@ -60,16 +60,10 @@ async fn main() -> ExitCode {
 }
 
 fn build_client(settings: &Settings) -> Result<ClientWithMiddleware, String> {
-    // Proxies are off so that the doctor tests the direct connection, even
-    // when HTTP_PROXY is set.
-    let client = reqwest::Client::builder()
-        .connect_timeout(settings.connect_timeout)
-        .no_proxy()
-        .build()
-        .map_err(|error| format!("failed to build the reqwest::Client: {error}"))?;
     let middleware = TimeoutMiddleware::builder()
         .attempt_timeout(settings.attempt_timeout)
         .total_timeout(settings.total_timeout)
+        .connect_timeout(settings.connect_timeout)
         .max_retries(settings.max_retries)
         .initial_backoff(settings.initial_backoff)
         .max_backoff(settings.max_backoff)
@@ -77,11 +71,20 @@ fn build_client(settings: &Settings) -> Result<ClientWithMiddleware, String> {
         .max_retry_after(settings.max_retry_after)
         .build()
         .map_err(|error| match error.setting() {
-            "attempt_timeout" | "total_timeout" => {
-                format!("{error} (set them with --attempt-timeout and --total-timeout)")
-            }
+            "attempt_timeout" | "total_timeout" | "connect_timeout" => format!(
+                "{error} (set them with --attempt-timeout, --total-timeout and --connect-timeout)"
+            ),
             _ => error.to_string(),
         })?;
+    // The middleware sets its connect timeout on the client, so that errors
+    // can tell a stalled connect from a stalled server. Proxies are off so
+    // that the doctor tests the direct connection, even when HTTP_PROXY is
+    // set.
+    let client = middleware
+        .configure_client(reqwest::Client::builder())
+        .no_proxy()
+        .build()
+        .map_err(|error| format!("failed to build the reqwest::Client: {error}"))?;
     Ok(reqwest_middleware::ClientBuilder::new(client)
         .with(middleware)
         .build())

@@ -28,7 +28,7 @@ pub fn print_settings(settings: &Settings) {
     line(
         "client",
         format_args!(
-            "reqwest::Client with connect_timeout {}, proxies off",
+            "reqwest::Client with connect_timeout {} (set by configure_client), proxies off",
             Secs(settings.connect_timeout)
         ),
     );
@@ -46,13 +46,6 @@ pub fn print_settings(settings: &Settings) {
             Secs(settings.max_retry_after),
         ),
     );
-    if settings.connect_timeout >= settings.attempt_timeout {
-        line(
-            "note",
-            "connect_timeout is not below attempt_timeout, so a connect that hangs \
-             is reported as a wait for the response headers",
-        );
-    }
 }
 
 pub fn print_case_header(number: usize, total: usize, scenario: Scenario) {
@@ -153,27 +146,12 @@ fn print_response(response: &ResponseRecord) {
     }
 }
 
+/// Prints the error's own multi-line report, the one an application gets
+/// from `Error::report` or `{:#}`.
 fn print_diagnosed(label: &str, error: &reqwest_timeout::Error) {
-    line(label, error);
-    print_attempts(error.history());
-    print_stop(error.stop_reason());
-
-    let diagnosis = error.diagnosis();
-    line(
-        "diagnosis",
-        format_args!("{}: {}", diagnosis.code(), diagnosis.summary()),
-    );
-    line("hint", diagnosis.hint());
-    line("phase", error.phase());
-    match error.limit() {
-        Some(limit) => line("limit", limit),
-        None if error.is_timeout() => {
-            line("limit", "a timeout that is none of the middleware's limits")
-        }
-        None => line("limit", "none: the attempt failed before any limit fired"),
-    }
-    if let Some(source) = source_chain(error) {
-        line("source", source);
+    line(label, format_args!("failed, {}", error.diagnosis().code()));
+    for report_line in error.report().to_string().lines() {
+        println!("  {report_line}");
     }
 }
 
