@@ -77,3 +77,8 @@ pub use overrides::RequestOverrides;
 pub use phase::Phase;
 pub use probe::{ProbeOutcome, ProbeReport, ProbeResult};
 pub use report::Report;
+
+/// Compiles the README's examples as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
