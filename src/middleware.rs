@@ -86,7 +86,7 @@ struct HandledByOuterLayer;
 /// deadline, the body can be cloned, and sending again is safe: `POST` and
 /// `PATCH` are sent again only when the failure proves that the server never
 /// received them. When retries end on a status, the caller gets that
-/// response, with [`Attempts`] in its extensions.
+/// response, with [`Attempts`](crate::Attempts) in its extensions.
 #[derive(Debug, Clone)]
 pub struct TimeoutMiddleware {
     config: Arc<Config>,
