@@ -143,6 +143,9 @@ pub enum StopReason {
     /// The server's `Retry-After` asked for a longer wait than the
     /// configured maximum or the time left allows.
     RetryAfterTooLong(Duration),
+    /// The host's retry budget was spent; see
+    /// [`RetryBudget`](crate::RetryBudget).
+    Budget,
 }
 
 impl fmt::Display for StopReason {
@@ -159,6 +162,9 @@ impl fmt::Display for StopReason {
                 "not retried: the body is a one-shot stream; use a body that can be cloned, such as bytes, to allow retries",
             ),
             StopReason::NotRetryable => f.write_str("not retried: a retry would not fix this failure"),
+            StopReason::Budget => f.write_str(
+                "not retried: the retry budget for this host is spent, because many calls to it are failing",
+            ),
             StopReason::RetryAfterTooLong(wait) => write!(
                 f,
                 "not retried: retry-after of {} is beyond the maximum wait or the deadline",

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::budget::{Budgets, RetryBudget};
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
 use crate::latency::RecentLatency;
@@ -34,6 +35,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
 /// | [`active_probe`](Self::active_probe) | off |
+/// | [`retry_budget`](Self::retry_budget) | 20 % of calls plus 10 retries per second, per host |
 /// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 ///
 /// # Example
@@ -61,6 +63,7 @@ pub struct TimeoutMiddlewareBuilder {
     retry_non_idempotent: bool,
     connect_timeout: Option<Duration>,
     active_probe: bool,
+    retry_budget: RetryBudget,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -76,6 +79,7 @@ impl Default for TimeoutMiddlewareBuilder {
             retry_non_idempotent: false,
             connect_timeout: None,
             active_probe: false,
+            retry_budget: RetryBudget::default(),
         }
     }
 }
@@ -196,6 +200,16 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
+    /// Sets the retry budget, which limits retries to a share of the calls to
+    /// each host; [`RetryBudget::unlimited`] turns it off.
+    ///
+    /// Default is [`RetryBudget::default`]: retries add at most 20 % to the
+    /// calls, plus 10 retries per second.
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
     /// Turns the active probe on or off.
     ///
     /// When a call fails while resolving the host, connecting or in the TLS
@@ -217,7 +231,8 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] when a duration is zero, when the attempt
+    /// Returns a [`ConfigError`] when a duration is zero, when the retry
+    /// budget's ratio is not between 0 and 10, when the attempt
     /// timeout is longer than the total timeout, when the connect timeout is
     /// not shorter than the attempt timeout, or when the initial backoff is
     /// longer than the maximum backoff.
@@ -250,6 +265,7 @@ impl TimeoutMiddlewareBuilder {
             ));
         }
 
+        self.retry_budget.validate()?;
         if let Some(connect_timeout) = self.connect_timeout {
             reject_zero("connect_timeout", connect_timeout, "1s")?;
             if connect_timeout >= self.attempt_timeout {
@@ -277,6 +293,7 @@ impl TimeoutMiddlewareBuilder {
             connect_timeout_known: AtomicBool::new(self.connect_timeout.is_some()),
             active_probe: self.active_probe,
             recent_latency: RecentLatency::default(),
+            budgets: Budgets::new(self.retry_budget),
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

@@ -226,10 +226,14 @@ impl Call<'_> {
         u32::try_from(self.history.len()).unwrap_or(u32::MAX)
     }
 
+    /// Returns the wait that a 429, 503 or 413 response asks for. RFC 9110
+    /// gives `Retry-After` on 413 for a condition that is temporary.
     fn retry_after(&self, response: &Response) -> Option<Duration> {
         if !matches!(
             response.status(),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::PAYLOAD_TOO_LARGE
         ) {
             return None;
         }
@@ -243,7 +247,8 @@ impl Call<'_> {
         retry_after: Option<Duration>,
         spare: Option<Request>,
     ) -> Decision {
-        if !is_retryable_status(status) {
+        let temporary_too_large = status == StatusCode::PAYLOAD_TOO_LARGE && retry_after.is_some();
+        if !is_retryable_status(status) && !temporary_too_large {
             return Decision::Stop(StopReason::Completed);
         }
         // A status proves that the server received the request.
@@ -261,6 +266,9 @@ impl Call<'_> {
         if let Some(wait) = retry_after {
             if wait > self.config.max_retry_after || !self.deadline.fits_wait(now, wait) {
                 return Decision::Stop(StopReason::RetryAfterTooLong(wait));
+            }
+            if !self.spend_budget(now) {
+                return Decision::Stop(StopReason::Budget);
             }
             return Decision::Retry {
                 wait,
@@ -289,14 +297,29 @@ impl Call<'_> {
 
     fn backoff_or_stop(&mut self, now: Instant, request: Request) -> Decision {
         let wait = self.schedule.next_wait();
-        if self.deadline.fits_wait(now, wait) {
-            Decision::Retry {
-                wait,
-                request: Box::new(request),
-            }
-        } else {
-            Decision::Stop(StopReason::Deadline)
+        if !self.deadline.fits_wait(now, wait) {
+            return Decision::Stop(StopReason::Deadline);
         }
+        if !self.spend_budget(now) {
+            return Decision::Stop(StopReason::Budget);
+        }
+        Decision::Retry {
+            wait,
+            request: Box::new(request),
+        }
+    }
+
+    /// Spends one retry from the host's budget; returns `false` when it is
+    /// empty.
+    fn spend_budget(&self, now: Instant) -> bool {
+        let allowed = self
+            .config
+            .budgets
+            .try_withdraw(self.target.host(), self.target.port(), now);
+        if !allowed {
+            tracing::debug!("retry budget spent; not retrying");
+        }
+        allowed
     }
 }
 

@@ -46,6 +46,7 @@
 
 mod attempt;
 mod backoff;
+mod budget;
 mod builder;
 mod call;
 mod classify;
@@ -54,6 +55,7 @@ mod deadline;
 mod diagnosis;
 mod error;
 mod format;
+mod host_table;
 mod latency;
 mod limit;
 mod middleware;
@@ -67,6 +69,7 @@ mod retry_after;
 mod target;
 
 pub use attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+pub use budget::RetryBudget;
 pub use builder::TimeoutMiddlewareBuilder;
 pub use config_error::ConfigError;
 pub use diagnosis::Diagnosis;

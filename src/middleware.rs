@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::budget::Budgets;
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::call::Call;
 use crate::deadline::Deadline;
@@ -36,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) active_probe: bool,
     /// Response times per host and port, for the diagnosis of timeouts.
     pub(crate) recent_latency: RecentLatency,
+    pub(crate) budgets: Budgets,
 }
 
 impl Config {
@@ -201,12 +203,16 @@ impl Middleware for TimeoutMiddleware {
             || overrides
                 .retry_non_idempotent
                 .unwrap_or(config.retry_non_idempotent);
+        let started = Instant::now();
+        config
+            .budgets
+            .deposit(target.host(), target.port(), started);
         let call = Call {
             config,
             attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),
             max_retries: overrides.max_retries.unwrap_or(config.max_retries),
             may_resend,
-            deadline: Deadline::new(Instant::now(), total_timeout),
+            deadline: Deadline::new(started, total_timeout),
             method: request.method().clone(),
             request_timeout: request.timeout().copied(),
             target,
