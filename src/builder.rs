@@ -35,6 +35,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
 /// | [`active_probe`](Self::active_probe) | off |
+/// | [`buffer_streamed_bodies`](Self::buffer_streamed_bodies) | 0 (off) |
 /// | [`retry_budget`](Self::retry_budget) | 20 % of calls plus 10 retries per second, per host |
 /// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 ///
@@ -64,6 +65,7 @@ pub struct TimeoutMiddlewareBuilder {
     connect_timeout: Option<Duration>,
     active_probe: bool,
     retry_budget: RetryBudget,
+    buffer_streamed_bodies: usize,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -80,6 +82,7 @@ impl Default for TimeoutMiddlewareBuilder {
             connect_timeout: None,
             active_probe: false,
             retry_budget: RetryBudget::default(),
+            buffer_streamed_bodies: 0,
         }
     }
 }
@@ -210,6 +213,23 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
+    /// Reads streamed request bodies of up to `max_bytes` into memory
+    /// before the first attempt, so that such a request can be sent again.
+    ///
+    /// A request whose body is a stream cannot be cloned, so it is sent once
+    /// and a failure ends the call with
+    /// [`StopReason::OneShotBody`](crate::StopReason::OneShotBody). With this
+    /// setting, a stream that ends within `max_bytes` becomes a plain body.
+    /// A longer stream, or one that does not end before the total deadline,
+    /// is sent once as before, with nothing lost. Reading the stream counts
+    /// against the total timeout.
+    ///
+    /// Default is 0, which turns buffering off.
+    pub fn buffer_streamed_bodies(mut self, max_bytes: usize) -> Self {
+        self.buffer_streamed_bodies = max_bytes;
+        self
+    }
+
     /// Turns the active probe on or off.
     ///
     /// When a call fails while resolving the host, connecting or in the TLS
@@ -294,6 +314,7 @@ impl TimeoutMiddlewareBuilder {
             active_probe: self.active_probe,
             recent_latency: RecentLatency::default(),
             budgets: Budgets::new(self.retry_budget),
+            buffer_streamed_bodies: self.buffer_streamed_bodies,
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

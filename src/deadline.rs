@@ -183,4 +183,46 @@ mod tests {
 
         assert_eq!(deadline.elapsed(later - 5 * MS), Duration::ZERO);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn duration() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                (0u64..10_000_000).prop_map(Duration::from_micros),
+                Just(Duration::MAX),
+                any::<u64>().prop_map(Duration::from_secs),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn attempt_limit_is_the_smallest_and_never_panics(
+                total in duration(),
+                attempt in duration(),
+                request in proptest::option::of(duration()),
+                passed in (0u64..100_000_000).prop_map(Duration::from_micros),
+            ) {
+                let start = Instant::now();
+                let deadline = Deadline::new(start, total);
+                let now = start + passed;
+
+                let limit = deadline.attempt_limit(now, attempt, request);
+
+                let remaining = deadline.remaining(now);
+                prop_assert!(limit.budget <= attempt);
+                prop_assert!(limit.budget <= remaining);
+                if let Some(request) = request {
+                    prop_assert!(limit.budget <= request);
+                }
+                prop_assert!(
+                    limit.budget == attempt
+                        || limit.budget == remaining
+                        || Some(limit.budget) == request
+                );
+                prop_assert!(!deadline.fits_wait(now, remaining));
+            }
+        }
+    }
 }

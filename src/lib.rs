@@ -56,6 +56,8 @@ mod diagnosis;
 mod error;
 mod format;
 mod host_table;
+#[cfg(feature = "reqwest-retry")]
+mod interop;
 mod latency;
 mod limit;
 mod middleware;
@@ -64,6 +66,7 @@ mod pattern;
 mod phase;
 mod policy;
 mod probe;
+mod replay;
 mod report;
 mod retry_after;
 mod target;
@@ -74,6 +77,8 @@ pub use builder::TimeoutMiddlewareBuilder;
 pub use config_error::ConfigError;
 pub use diagnosis::Diagnosis;
 pub use error::Error;
+#[cfg(feature = "reqwest-retry")]
+pub use interop::TimeoutAwareStrategy;
 pub use limit::Limit;
 pub use middleware::TimeoutMiddleware;
 pub use overrides::RequestOverrides;

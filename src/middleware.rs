@@ -17,6 +17,7 @@ use crate::deadline::Deadline;
 use crate::latency::RecentLatency;
 use crate::overrides::RequestOverrides;
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
+use crate::replay::buffer_small_body;
 use crate::target::Target;
 
 /// The settings of a built middleware, checked by the builder.
@@ -38,6 +39,9 @@ pub(crate) struct Config {
     /// Response times per host and port, for the diagnosis of timeouts.
     pub(crate) recent_latency: RecentLatency,
     pub(crate) budgets: Budgets,
+    /// Streamed request bodies up to this many bytes are read into memory
+    /// so that they can be sent again; 0 turns this off.
+    pub(crate) buffer_streamed_bodies: usize,
 }
 
 impl Config {
@@ -50,8 +54,21 @@ impl Config {
 
 /// Marks a call that an instance of the middleware already handles, so that
 /// a second instance further down the same chain does not retry too.
-#[derive(Debug, Clone, Copy)]
-struct HandledByOuterLayer;
+///
+/// The flag is cleared when that call ends, finished or dropped: an outer
+/// retry layer sends the same extensions again, and the mark of a call that
+/// is over must not turn this instance into a pass-through.
+#[derive(Debug, Clone)]
+struct HandledByOuterLayer(Arc<AtomicBool>);
+
+/// Clears the mark of a call when the call ends.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
 
 /// A `reqwest-middleware` middleware that limits each attempt and the whole
 /// call, retries transient failures and explains the failures it returns.
@@ -174,12 +191,17 @@ impl Middleware for TimeoutMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if extensions.get::<HandledByOuterLayer>().is_some() {
+        let outer_is_active = extensions
+            .get::<HandledByOuterLayer>()
+            .is_some_and(|mark| mark.0.load(Ordering::Acquire));
+        if outer_is_active {
             // The outer instance sets the timeouts and makes the retries;
             // doing both here too would multiply the attempts.
             return next.run(request, extensions).await;
         }
-        extensions.insert(HandledByOuterLayer);
+        let active = Arc::new(AtomicBool::new(true));
+        extensions.insert(HandledByOuterLayer(Arc::clone(&active)));
+        let _clear_mark = ClearOnDrop(active);
 
         let overrides = extensions
             .get::<RequestOverrides>()
@@ -207,6 +229,11 @@ impl Middleware for TimeoutMiddleware {
         config
             .budgets
             .deposit(target.host(), target.port(), started);
+        let request = if config.buffer_streamed_bodies > 0 && request.try_clone().is_none() {
+            buffer_small_body(request, config.buffer_streamed_bodies, total_timeout).await
+        } else {
+            request
+        };
         let call = Call {
             config,
             attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),

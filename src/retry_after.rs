@@ -92,4 +92,39 @@ mod tests {
 
         assert_eq!(parse_retry_after(&value, SystemTime::UNIX_EPOCH), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_header_bytes_parse_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    let _ = parse_retry_after(&value, SystemTime::now());
+                }
+            }
+
+            #[test]
+            fn any_digits_saturate(digits in "[0-9]{1,40}") {
+                let value = HeaderValue::from_str(&digits).unwrap();
+
+                let parsed = parse_retry_after(&value, SystemTime::UNIX_EPOCH);
+
+                let expected = digits.parse::<u64>().unwrap_or(u64::MAX);
+                prop_assert_eq!(parsed, Some(Duration::from_secs(expected)));
+            }
+
+            #[test]
+            fn any_date_is_at_most_its_distance(seconds in 0u64..4_000_000_000, now in 0u64..4_000_000_000) {
+                let date = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+                let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
+                let value = HeaderValue::from_str(&httpdate::fmt_http_date(date)).unwrap();
+
+                let parsed = parse_retry_after(&value, now).unwrap();
+
+                prop_assert_eq!(parsed, date.duration_since(now).unwrap_or(Duration::ZERO));
+            }
+        }
+    }
 }

@@ -190,3 +190,57 @@ async fn client_read_timeout_firing_first_is_named() {
     assert!(fired_after < 1_500 * MS, "fired after {fired_after:?}");
     assert!(message.contains("client's own timeout"), "{message}");
 }
+
+fn streamed_body() -> reqwest::Body {
+    reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"streamed upload",
+    )))
+}
+
+#[tokio::test]
+async fn stalled_one_shot_body_is_not_resent() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(client_builder(), timeouts(300 * MS, 2_000 * MS, 2));
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(streamed_body())
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(error.stop_reason(), &StopReason::OneShotBody);
+    assert!(
+        message.contains("the body is a one-shot stream"),
+        "{message}"
+    );
+    assert!(
+        message.contains("use a body that can be cloned"),
+        "{message}"
+    );
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn buffered_small_stream_is_resent() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(300 * MS, 2_000 * MS, 1).buffer_streamed_bodies(1024),
+    );
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(streamed_body())
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.attempts(), 2);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(1));
+    assert_eq!(server.requests(), 2);
+}
