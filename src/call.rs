@@ -279,7 +279,7 @@ impl Call<'_> {
     }
 
     fn decide_after_error(&mut self, classified: &Classified, spare: Option<Request>) -> Decision {
-        if !classified.retryable {
+        if !classified.failure.retryable {
             return Decision::Stop(StopReason::NotRetryable);
         }
         if !classified.not_sent && !self.may_resend {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
 use crate::error::{AmbiguityNote, Failure};
-use crate::format::DisplayDuration;
+use crate::format::{error_chain_text, DisplayDuration};
 use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::target::Target;
@@ -30,8 +30,6 @@ use crate::target::Target;
 /// A failed attempt, with what the retry decision needs to know.
 pub(crate) struct Classified {
     pub(crate) failure: Failure,
-    /// Whether the failure may pass, so that another attempt can succeed.
-    pub(crate) retryable: bool,
     /// Whether the failure proves that the server never received the
     /// request, which makes sending a non-idempotent request again safe.
     pub(crate) not_sent: bool,
@@ -117,7 +115,7 @@ pub(crate) fn classify_error(
     let error = match error {
         // The URL may hold credentials, so the source keeps none.
         reqwest_middleware::Error::Reqwest(error) => error.without_url(),
-        other => return classify_middleware_error(other),
+        other => return classify_middleware_error(other, context),
     };
     let facts = ChainFacts::collect(&error);
     let mut classified = classify_reqwest(&error, &facts, context);
@@ -125,13 +123,72 @@ pub(crate) fn classify_error(
     classified
 }
 
-/// An error from another middleware carries no transport detail, so it is
-/// passed on as it is and not retried.
-fn classify_middleware_error(error: reqwest_middleware::Error) -> Classified {
-    let mut classified = failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
-    classified.failure.source = Some(Box::new(error));
+/// Classifies an error from another middleware further down the chain.
+///
+/// When it wraps a reqwest error, as `reqwest-retry` does, that error is
+/// classified. Otherwise it is not retried. The source is the error's text
+/// with any URL removed, because a wrapped reqwest error cannot be stripped
+/// of its URL, which may carry credentials.
+fn classify_middleware_error(
+    error: reqwest_middleware::Error,
+    context: &AttemptContext<'_>,
+) -> Classified {
+    let mut classified = match nested_reqwest_error(&error) {
+        Some(nested) => classify_reqwest(nested, &ChainFacts::collect(nested), context),
+        None => failure(Phase::Send, Diagnosis::Other, false, None).not_retryable(),
+    };
+    let text = without_urls(&error_chain_text(&error));
+    classified.failure.source = Some(Box::new(MiddlewareError(text)));
     classified
 }
+
+/// Returns the first reqwest error inside another middleware's error.
+fn nested_reqwest_error(error: &reqwest_middleware::Error) -> Option<&reqwest::Error> {
+    let reqwest_middleware::Error::Middleware(wrapped) = error else {
+        return None;
+    };
+    wrapped.chain().find_map(|cause| {
+        if let Some(reqwest_error) = cause.downcast_ref::<reqwest::Error>() {
+            return Some(reqwest_error);
+        }
+        match cause.downcast_ref::<reqwest_middleware::Error>()? {
+            reqwest_middleware::Error::Reqwest(reqwest_error) => Some(reqwest_error),
+            nested @ reqwest_middleware::Error::Middleware(_) => nested_reqwest_error(nested),
+        }
+    })
+}
+
+/// Removes the " for url (...)" part that reqwest adds to its messages.
+///
+/// NOTE: the URL is taken to end at its first `)`, so the part of a URL
+/// after a literal `)` would remain.
+fn without_urls(text: &str) -> String {
+    const MARKER: &str = " for url (";
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(MARKER) {
+        result.push_str(&rest[..start]);
+        let after = &rest[start + MARKER.len()..];
+        rest = match after.find(')') {
+            Some(end) => &after[end + 1..],
+            None => "",
+        };
+    }
+    result.push_str(rest);
+    result
+}
+
+/// Another middleware's error, as text without URLs.
+#[derive(Debug)]
+struct MiddlewareError(String);
+
+impl fmt::Display for MiddlewareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for MiddlewareError {}
 
 fn classify_reqwest(
     error: &reqwest::Error,
@@ -278,19 +335,19 @@ fn failure(
             diagnosis,
             timed_out,
             limit,
+            retryable: true,
             note: None,
             evidence: Vec::new(),
             probe: None,
             source: None,
         },
-        retryable: true,
         not_sent: false,
     }
 }
 
 impl Classified {
     fn not_retryable(mut self) -> Self {
-        self.retryable = false;
+        self.failure.retryable = false;
         self
     }
 
@@ -397,5 +454,25 @@ impl ChainFacts {
         {
             self.name_not_found = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_urls;
+
+    #[test]
+    fn urls_are_removed_from_reqwest_messages() {
+        let text = "request failed after 2 retries: error sending request for url (http://u:secret@h/?token=x): connection closed";
+
+        assert_eq!(
+            without_urls(text),
+            "request failed after 2 retries: error sending request: connection closed"
+        );
+    }
+
+    #[test]
+    fn text_without_url_is_unchanged() {
+        assert_eq!(without_urls("operation timed out"), "operation timed out");
     }
 }

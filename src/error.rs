@@ -37,6 +37,7 @@ struct Inner {
     diagnosis: Diagnosis,
     limit: Option<Limit>,
     timed_out: bool,
+    retryable: bool,
     history: Vec<AttemptRecord>,
     elapsed: Duration,
     stop: StopReason,
@@ -76,6 +77,8 @@ pub(crate) struct Failure {
     pub(crate) diagnosis: Diagnosis,
     pub(crate) timed_out: bool,
     pub(crate) limit: Option<Limit>,
+    /// Whether the failure may pass, so that another attempt can succeed.
+    pub(crate) retryable: bool,
     pub(crate) note: Option<AmbiguityNote>,
     /// Facts that support the diagnosis, each one lowercase clause.
     pub(crate) evidence: Vec<String>,
@@ -100,6 +103,7 @@ impl Error {
                 diagnosis: failure.diagnosis,
                 limit: failure.limit,
                 timed_out: failure.timed_out,
+                retryable: failure.retryable,
                 history,
                 elapsed,
                 stop,
@@ -134,10 +138,25 @@ impl Error {
             if let Some(found) = error.downcast_ref::<Error>() {
                 return Some(found);
             }
+            // `reqwest_middleware::Error::Middleware` and `io::Error` both
+            // skip the error they wrap when asked for their source, so look
+            // inside them explicitly.
             if let Some(reqwest_middleware::Error::Middleware(wrapped)) =
                 error.downcast_ref::<reqwest_middleware::Error>()
             {
-                if let Some(found) = wrapped.downcast_ref::<Error>() {
+                if let Some(found) = wrapped.chain().find_map(Error::find) {
+                    return Some(found);
+                }
+                #[cfg(feature = "reqwest-retry")]
+                if let Some(found) = crate::interop::find_in_retry_error(wrapped) {
+                    return Some(found);
+                }
+            }
+            if let Some(inner) = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                if let Some(found) = Error::find(inner) {
                     return Some(found);
                 }
             }
@@ -159,6 +178,22 @@ impl Error {
     /// Returns whether a time limit ended the last attempt.
     pub fn is_timeout(&self) -> bool {
         self.inner.timed_out
+    }
+
+    /// Returns whether a later call may succeed where this one failed: the
+    /// failure is transient (a timeout, a refused or closed connection, a
+    /// transient DNS failure) and sending the request again is safe.
+    ///
+    /// It is `false` for failures that a retry does not fix, such as a name
+    /// that does not exist or a TLS failure, and for a request that was
+    /// not retried because it may have reached the server or its body was a
+    /// one-shot stream.
+    pub fn is_retryable(&self) -> bool {
+        self.inner.retryable
+            && !matches!(
+                self.inner.stop,
+                StopReason::NotIdempotent(_) | StopReason::OneShotBody | StopReason::NotRetryable
+            )
     }
 
     /// Returns the phase that the last attempt failed in.

@@ -852,3 +852,66 @@ async fn retries_are_spread_by_jitter() {
         latest - earliest
     );
 }
+
+/// An outer layer that sends the same request and extensions twice through
+/// the rest of the chain, as a retry middleware placed before ours does. The
+/// first try is cut short after `first_try_limit`, if set, by dropping it.
+struct SendTwice {
+    first_try_limit: Option<Duration>,
+}
+
+#[async_trait]
+impl Middleware for SendTwice {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let copy = request.try_clone().expect("a cloneable request");
+        let first = next.clone().run(copy, extensions);
+        match self.first_try_limit {
+            Some(limit) => {
+                let _ = tokio::time::timeout(limit, first).await;
+            }
+            None => {
+                let _ = first.await;
+            }
+        }
+        next.run(request, extensions).await
+    }
+}
+
+async fn second_try_through_outer_layer(first_try_limit: Option<Duration>) -> Duration {
+    let script = Script::new(vec![Reply::Hang]);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(SendTwice { first_try_limit })
+        .with(fixed_schedule().max_retries(0).build().unwrap())
+        .with(script.clone())
+        .build();
+    let start = Instant::now();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(60), client.get(URL).send()).await;
+
+    let err = outcome
+        .expect("the second try hung: the middleware passed it through without limits")
+        .unwrap_err();
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert_eq!(script.calls().len(), 2);
+    start.elapsed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn outer_layer_resending_gets_limits_each_time() {
+    let elapsed = second_try_through_outer_layer(None).await;
+
+    assert_eq!(elapsed, 600 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn outer_layer_resending_after_drop_gets_limits() {
+    let elapsed = second_try_through_outer_layer(Some(100 * MS)).await;
+
+    assert_eq!(elapsed, 400 * MS);
+}
