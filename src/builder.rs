@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::body::BodySettings;
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
 use crate::middleware::{Config, TimeoutMiddleware};
@@ -30,6 +31,12 @@ const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// | [`jitter`](Self::jitter) | on |
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
+/// | [`response_header_timeout`](Self::response_header_timeout) | off |
+/// | [`body_idle_timeout`](Self::body_idle_timeout) | off |
+/// | [`min_body_throughput`](Self::min_body_throughput) | off |
+/// | [`buffer_body`](Self::buffer_body) | off |
+/// | [`max_buffered_body_len`](Self::max_buffered_body_len) | 8 MiB |
+/// | [`track_request_body`](Self::track_request_body) | on |
 ///
 /// # Example
 ///
@@ -54,6 +61,8 @@ pub struct TimeoutMiddlewareBuilder {
     jitter: bool,
     max_retry_after: Duration,
     retry_non_idempotent: bool,
+    /// Set by the setters in `body::settings`.
+    pub(crate) body: BodySettings,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -67,6 +76,7 @@ impl Default for TimeoutMiddlewareBuilder {
             jitter: true,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             retry_non_idempotent: false,
+            body: BodySettings::default(),
         }
     }
 }
@@ -175,7 +185,9 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// Returns a [`ConfigError`] when a duration is zero, when the attempt
     /// timeout is longer than the total timeout, or when the initial backoff
-    /// is longer than the maximum backoff.
+    /// is longer than the maximum backoff. Also returns one when the response
+    /// header or body idle timeout is longer than the attempt timeout, or when
+    /// another body setting is invalid.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;
@@ -204,6 +216,7 @@ impl TimeoutMiddlewareBuilder {
                 ),
             ));
         }
+        self.body.validate(self.attempt_timeout)?;
 
         let config = Config {
             attempt_timeout: self.attempt_timeout,
@@ -212,6 +225,7 @@ impl TimeoutMiddlewareBuilder {
             backoff: Backoff::new(self.initial_backoff, self.max_backoff, self.jitter),
             max_retry_after: self.max_retry_after,
             retry_non_idempotent: self.retry_non_idempotent,
+            body: self.body,
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

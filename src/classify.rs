@@ -236,6 +236,7 @@ fn failure(
             limit,
             note: None,
             source: None,
+            progress: None,
         },
         retryable: true,
         not_sent: false,

@@ -1,9 +1,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::body::MinThroughput;
 use crate::format::DisplayDuration;
 
-/// The time limit that ended an attempt.
+/// The limit that ended an attempt: a time limit, or the minimum body
+/// throughput.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
@@ -19,18 +21,28 @@ pub enum Limit {
     /// cannot read that setting, so the value is how long the attempt ran
     /// before it fired.
     ClientConnectTimeout(Duration),
+    /// The middleware's response header timeout, with its configured value.
+    ResponseHeaderTimeout(Duration),
+    /// The middleware's body idle timeout, with its configured value.
+    BodyIdleTimeout(Duration),
+    /// The middleware's minimum body throughput.
+    MinBodyThroughput(MinThroughput),
 }
 
 impl Limit {
     /// Returns the value of the limit (for
     /// [`ClientConnectTimeout`](Limit::ClientConnectTimeout), the time it took
-    /// to fire).
+    /// to fire; for [`MinBodyThroughput`](Limit::MinBodyThroughput), the
+    /// window the rate is measured over).
     pub fn value(&self) -> Duration {
         match *self {
             Limit::AttemptTimeout(value)
             | Limit::TotalTimeout(value)
             | Limit::RequestTimeout(value)
-            | Limit::ClientConnectTimeout(value) => value,
+            | Limit::ClientConnectTimeout(value)
+            | Limit::ResponseHeaderTimeout(value)
+            | Limit::BodyIdleTimeout(value) => value,
+            Limit::MinBodyThroughput(min) => min.window(),
         }
     }
 }
@@ -50,6 +62,13 @@ impl fmt::Display for Limit {
                 "client connect timeout (fired after {})",
                 DisplayDuration(value)
             ),
+            Limit::ResponseHeaderTimeout(value) => {
+                write!(f, "response header timeout of {}", DisplayDuration(value))
+            }
+            Limit::BodyIdleTimeout(value) => {
+                write!(f, "body idle timeout of {}", DisplayDuration(value))
+            }
+            Limit::MinBodyThroughput(min) => write!(f, "minimum body throughput of {min}"),
         }
     }
 }

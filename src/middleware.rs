@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::{Backoff, Schedule};
+use crate::body::BodySettings;
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::classify::{classify_error, classify_timeout, Classified};
 use crate::deadline::Deadline;
@@ -27,6 +28,7 @@ pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) max_retry_after: Duration,
     pub(crate) retry_non_idempotent: bool,
+    pub(crate) body: BodySettings,
 }
 
 /// Marks a call that an instance of the middleware already handles, so that
