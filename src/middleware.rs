@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::{Backoff, Schedule};
-use crate::body::BodySettings;
+use crate::body::{self, AttemptContext, BodySettings};
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::classify::{classify_error, classify_timeout, Classified};
 use crate::deadline::Deadline;
@@ -64,6 +64,12 @@ struct HandledByOuterLayer;
 /// reading the response body after the middleware has returned; note that a
 /// request timeout replaces the `reqwest::Client`'s own
 /// [`timeout`](reqwest::ClientBuilder::timeout) for that request.
+///
+/// The response is returned once its headers arrive, with its body under a
+/// guard: when the body stalls, breaks off or runs past a limit while the
+/// caller reads it, the caller gets a [`reqwest::Error`] that
+/// [`Error::find`](crate::Error::find) turns into a diagnosed error in
+/// [`Phase::Body`](crate::Phase::Body).
 ///
 /// A failed attempt is retried when the failure is transient (a timeout, a
 /// refused or reset connection, a transient DNS failure, or the status 408,
@@ -204,11 +210,28 @@ impl Call<'_> {
                 wait_after: None,
             };
 
-            let classified = match result {
-                Ok(Ok(mut response)) => {
-                    let status = response.status();
-                    record.outcome = AttemptOutcome::Response(status);
+            let result = match result {
+                Ok(Ok(response)) => {
+                    record.outcome = AttemptOutcome::Response(response.status());
                     record.retry_after = self.retry_after(&response);
+                    let context = AttemptContext::new(
+                        &self.method,
+                        &self.target,
+                        &self.history,
+                        &record,
+                        self.deadline.start(),
+                        started,
+                        limit,
+                    );
+                    body::deliver(response, &self.config.body, context).await
+                }
+                Ok(Err(error)) => Err(classify_error(error, &limit, duration, &self.target)),
+                Err(_elapsed) => Err(classify_timeout(&limit)),
+            };
+
+            let classified = match result {
+                Ok(mut response) => {
+                    let status = response.status();
                     let decision = self.decide_after_status(status, record.retry_after, spare);
                     match decision {
                         Decision::Retry { wait, request } => {
@@ -234,8 +257,7 @@ impl Call<'_> {
                         }
                     }
                 }
-                Ok(Err(error)) => classify_error(error, &limit, duration, &self.target),
-                Err(_elapsed) => classify_timeout(&limit),
+                Err(classified) => classified,
             };
 
             record.outcome = AttemptOutcome::Failed {
