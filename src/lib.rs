@@ -66,7 +66,7 @@ mod retry_after;
 mod target;
 
 pub use attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
-pub use body::{BodyProgress, MinThroughput};
+pub use body::{BodyBuffering, BodyProgress, MinThroughput};
 pub use builder::TimeoutMiddlewareBuilder;
 pub use config_error::ConfigError;
 pub use diagnosis::Diagnosis;

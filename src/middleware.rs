@@ -69,7 +69,10 @@ struct HandledByOuterLayer;
 /// guard: when the body stalls, breaks off or runs past a limit while the
 /// caller reads it, the caller gets a [`reqwest::Error`] that
 /// [`Error::find`](crate::Error::find) turns into a diagnosed error in
-/// [`Phase::Body`](crate::Phase::Body).
+/// [`Phase::Body`](crate::Phase::Body). In buffered mode
+/// ([`buffer_body`](TimeoutMiddlewareBuilder::buffer_body)) the middleware
+/// reads the body within the attempt instead, so that such failures are
+/// retried.
 ///
 /// A failed attempt is retried when the failure is transient (a timeout, a
 /// refused or reset connection, a transient DNS failure, or the status 408,
@@ -228,6 +231,8 @@ impl Call<'_> {
                 Ok(Err(error)) => Err(classify_error(error, &limit, duration, &self.target)),
                 Err(_elapsed) => Err(classify_timeout(&limit)),
             };
+            // In buffered mode the attempt includes reading the body.
+            record.duration = started.elapsed();
 
             let classified = match result {
                 Ok(mut response) => {

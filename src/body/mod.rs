@@ -8,8 +8,11 @@
 //! - [`guard`] wraps the response body, enforces the idle and throughput
 //!   limits ([`watch`], [`rate`]) and turns every body failure into a
 //!   diagnosed error;
-//! - [`response`] puts the guard into the response.
+//! - [`buffered`] reads the whole body within the attempt, so that its
+//!   failures can be retried;
+//! - [`response`] puts the guard or the buffered body into the response.
 
+mod buffered;
 mod guard;
 mod progress;
 mod rate;
@@ -17,6 +20,7 @@ mod response;
 mod settings;
 mod watch;
 
+pub use buffered::BodyBuffering;
 pub(crate) use guard::AttemptContext;
 pub use progress::BodyProgress;
 pub(crate) use response::deliver;

@@ -1,16 +1,22 @@
-//! Putting the guard around a response's body, while the response keeps its
-//! URL, remote address and extensions.
+//! Putting the guard around a response's body, or reading the body in
+//! buffered mode, while the response keeps its URL, remote address and
+//! extensions.
 
 use reqwest::{ResponseBuilderExt, Url};
 use tokio::time::Instant;
 
+use super::buffered::{buffer, BodyBuffering, Buffered};
 use super::guard::{AttemptContext, GuardedBody, StreamedBody};
 use super::settings::BodySettings;
 use crate::classify::Classified;
 
-/// Guards the body of `response`.
+/// Guards the body of `response`, or reads it in buffered mode.
+///
+/// # Errors
+///
+/// Only in buffered mode: the failure of the body, in `Phase::Body`.
 pub(crate) async fn deliver(
-    response: reqwest::Response,
+    mut response: reqwest::Response,
     settings: &BodySettings,
     context: AttemptContext,
 ) -> Result<reqwest::Response, Classified> {
@@ -18,14 +24,38 @@ pub(crate) async fn deliver(
     if expected_len == Some(0) {
         // An empty body, such as the response to `HEAD`, cannot stall or
         // break off.
+        if settings.buffer {
+            response
+                .extensions_mut()
+                .insert(BodyBuffering::Buffered { len: 0 });
+        }
         return Ok(response);
     }
 
     let now = Instant::now();
     let url = response.url().clone();
-    let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-    let guard = GuardedBody::new(body, settings, expected_len, context, now);
-    let body = reqwest::Body::wrap(StreamedBody::new(guard, None));
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let mut guard = GuardedBody::new(body, settings, expected_len, context, now);
+
+    let body = if settings.buffer {
+        match buffer(&mut guard, settings.max_buffered_len, expected_len).await? {
+            Buffered::Complete(bytes) => {
+                parts.extensions.insert(BodyBuffering::Buffered {
+                    len: bytes.len() as u64,
+                });
+                reqwest::Body::from(bytes)
+            }
+            Buffered::TooLarge(prefix) => {
+                parts.extensions.insert(BodyBuffering::Streamed {
+                    max_len: settings.max_buffered_len,
+                    content_length: expected_len,
+                });
+                reqwest::Body::wrap(StreamedBody::new(guard, prefix))
+            }
+        }
+    } else {
+        reqwest::Body::wrap(StreamedBody::new(guard, None))
+    };
     Ok(rebuild(parts, body, url))
 }
 
