@@ -199,9 +199,15 @@ impl Call<'_> {
                 None => (pending, None),
             };
             *attempt.timeout_mut() = Some(limit.budget);
+            let upload = body::track_upload(&mut attempt, &self.config.body, started);
 
-            let result =
-                tokio::time::timeout(limit.budget, next.clone().run(attempt, extensions)).await;
+            let exchange = body::within_header_timeout(
+                self.config.body.response_header_timeout,
+                started,
+                upload.as_deref(),
+                next.clone().run(attempt, extensions),
+            );
+            let result = tokio::time::timeout(limit.budget, exchange).await;
             let duration = started.elapsed();
             let mut record = AttemptRecord {
                 number: retry + 1,
@@ -214,7 +220,7 @@ impl Call<'_> {
             };
 
             let result = match result {
-                Ok(Ok(response)) => {
+                Ok(Ok(Ok(response))) => {
                     record.outcome = AttemptOutcome::Response(response.status());
                     record.retry_after = self.retry_after(&response);
                     let context = AttemptContext::new(
@@ -228,7 +234,8 @@ impl Call<'_> {
                     );
                     body::deliver(response, &self.config.body, context).await
                 }
-                Ok(Err(error)) => Err(classify_error(error, &limit, duration, &self.target)),
+                Ok(Ok(Err(error))) => Err(classify_error(error, &limit, duration, &self.target)),
+                Ok(Err(header_timeout)) => Err(header_timeout.classify()),
                 Err(_elapsed) => Err(classify_timeout(&limit)),
             };
             // In buffered mode the attempt includes reading the body.
@@ -262,7 +269,7 @@ impl Call<'_> {
                         }
                     }
                 }
-                Err(classified) => classified,
+                Err(classified) => body::refine_after_upload(classified, upload.as_deref()),
             };
 
             record.outcome = AttemptOutcome::Failed {

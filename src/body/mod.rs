@@ -5,6 +5,9 @@
 //! without a guard a body that stalls or trickles fails later, in the
 //! caller's hands, with no diagnosis. Here:
 //!
+//! - [`upload`] counts the bytes of the request body the connection takes, so
+//!   that a stalled upload fails in `Phase::Send`;
+//! - [`header_timeout`] limits the wait for the response headers;
 //! - [`guard`] wraps the response body, enforces the idle and throughput
 //!   limits ([`watch`], [`rate`]) and turns every body failure into a
 //!   diagnosed error;
@@ -14,15 +17,19 @@
 
 mod buffered;
 mod guard;
+mod header_timeout;
 mod progress;
 mod rate;
 mod response;
 mod settings;
+mod upload;
 mod watch;
 
 pub use buffered::BodyBuffering;
 pub(crate) use guard::AttemptContext;
+pub(crate) use header_timeout::within_header_timeout;
 pub use progress::BodyProgress;
 pub(crate) use response::deliver;
 pub(crate) use settings::BodySettings;
 pub use settings::MinThroughput;
+pub(crate) use upload::{refine_after_upload, track_upload};
