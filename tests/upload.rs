@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use reqwest_timeout::{AttemptOutcome, Diagnosis, Limit, Phase, StopReason};
 use support::{
-    client_builder, diagnosed, timeouts, with_timeouts, Healthy, StallHead, StopReading,
+    client_builder, diagnosed, ok, response, timeouts, with_timeouts, Healthy, Sequence, StallHead,
+    StopReading,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -125,6 +126,32 @@ async fn tracked_upload_keeps_its_content_length() {
 
     assert_eq!(server.requests(), 2);
     assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn tracked_upload_is_not_redirected_by_307() {
+    for (tracked, expected_status, expected_requests) in [(true, 307, 1), (false, 200, 2)] {
+        let server = Sequence::start(vec![
+            response("307 Temporary Redirect", &[("Location", "/moved")], b""),
+            ok(b"done"),
+        ])
+        .await;
+        let client = with_timeouts(
+            client_builder(),
+            timeouts(2_000 * MS, 4_000 * MS, 0).track_request_body(tracked),
+        );
+
+        let response = client
+            .post(server.url("/upload"))
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+
+        // reqwest re-sends a body on a 307 only when it can clone it.
+        assert_eq!(response.status(), expected_status, "tracked: {tracked}");
+        assert_eq!(server.requests(), expected_requests, "tracked: {tracked}");
+    }
 }
 
 #[tokio::test]

@@ -318,9 +318,10 @@ impl TimeoutMiddlewareBuilder {
     /// reqwest 0.13 follows a `307` or `308` redirect only when it can clone
     /// the body to send it again, and it cannot clone a wrapped body. So with
     /// tracking on, such a redirect of a request with a body is returned to
-    /// the caller instead of being followed. Turn tracking off if you rely on
-    /// those redirects. Retries are not affected: the middleware keeps its
-    /// own copy of the request.
+    /// the caller instead of being followed. A middleware added after this
+    /// one cannot clone the request either, so its own retries stop. Turn
+    /// tracking off if you rely on either. Retries of this middleware are not
+    /// affected: it keeps its own copy of the request.
     ///
     /// Default is on.
     pub fn track_request_body(mut self, enabled: bool) -> Self {
