@@ -14,7 +14,8 @@ use crate::phase::Phase;
 pub enum AttemptOutcome {
     /// The attempt received response headers with this status.
     Response(StatusCode),
-    /// The attempt failed before a response arrived.
+    /// The attempt failed: before the response headers arrived, or while
+    /// its response body was read.
     Failed {
         /// The phase the attempt had reached.
         phase: Phase,
@@ -66,7 +67,7 @@ impl AttemptRecord {
     }
 
     /// Returns how long the attempt ran until it received the response
-    /// headers or failed.
+    /// headers (in buffered mode, the whole body) or failed.
     pub fn duration(&self) -> Duration {
         self.duration
     }
@@ -146,6 +147,11 @@ pub enum StopReason {
     /// The host's retry budget was spent; see
     /// [`RetryBudget`](crate::RetryBudget).
     Budget,
+    /// The response body failed while the caller was reading it, after the
+    /// middleware had returned the response, so no attempt could follow.
+    /// Buffered mode reads the body within the attempt and retries such
+    /// failures.
+    Streaming,
 }
 
 impl fmt::Display for StopReason {
@@ -169,6 +175,9 @@ impl fmt::Display for StopReason {
                 f,
                 "not retried: retry-after of {} is beyond the maximum wait or the deadline",
                 DisplayDuration(*wait)
+            ),
+            StopReason::Streaming => f.write_str(
+                "not retried: the body failed after the response was returned, so only buffer_response_body(true) could retry it",
             ),
         }
     }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::body::BodySettings;
 use crate::budget::{Budgets, RetryBudget};
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
@@ -35,9 +36,15 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
 /// | [`active_probe`](Self::active_probe) | off |
-/// | [`buffer_streamed_bodies`](Self::buffer_streamed_bodies) | 0 (off) |
+/// | [`buffer_request_streams`](Self::buffer_request_streams) | 0 (off) |
 /// | [`retry_budget`](Self::retry_budget) | 20 % of calls plus 10 retries per second, per host |
 /// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
+/// | [`response_header_timeout`](Self::response_header_timeout) | off |
+/// | [`body_idle_timeout`](Self::body_idle_timeout) | off |
+/// | [`min_body_throughput`](Self::min_body_throughput) | off |
+/// | [`buffer_response_body`](Self::buffer_response_body) | off |
+/// | [`max_buffered_response_len`](Self::max_buffered_response_len) | 8 MiB |
+/// | [`track_request_body`](Self::track_request_body) | on |
 ///
 /// # Example
 ///
@@ -65,7 +72,9 @@ pub struct TimeoutMiddlewareBuilder {
     connect_timeout: Option<Duration>,
     active_probe: bool,
     retry_budget: RetryBudget,
-    buffer_streamed_bodies: usize,
+    buffer_request_streams: usize,
+    /// Set by the setters in `body::settings`.
+    pub(crate) body: BodySettings,
 }
 
 impl Default for TimeoutMiddlewareBuilder {
@@ -82,7 +91,8 @@ impl Default for TimeoutMiddlewareBuilder {
             connect_timeout: None,
             active_probe: false,
             retry_budget: RetryBudget::default(),
-            buffer_streamed_bodies: 0,
+            buffer_request_streams: 0,
+            body: BodySettings::default(),
         }
     }
 }
@@ -225,8 +235,8 @@ impl TimeoutMiddlewareBuilder {
     /// against the total timeout.
     ///
     /// Default is 0, which turns buffering off.
-    pub fn buffer_streamed_bodies(mut self, max_bytes: usize) -> Self {
-        self.buffer_streamed_bodies = max_bytes;
+    pub fn buffer_request_streams(mut self, max_bytes: usize) -> Self {
+        self.buffer_request_streams = max_bytes;
         self
     }
 
@@ -252,10 +262,12 @@ impl TimeoutMiddlewareBuilder {
     /// # Errors
     ///
     /// Returns a [`ConfigError`] when a duration is zero, when the retry
-    /// budget's ratio is not between 0 and 10, when the attempt
-    /// timeout is longer than the total timeout, when the connect timeout is
-    /// not shorter than the attempt timeout, or when the initial backoff is
-    /// longer than the maximum backoff.
+    /// budget's ratio is not between 0 and 10, when the attempt timeout is
+    /// longer than the total timeout, when the connect timeout is not shorter
+    /// than the attempt timeout, or when the initial backoff is longer than
+    /// the maximum backoff. Also returns one when the response header or body
+    /// idle timeout is longer than the attempt timeout, or when another body
+    /// setting is invalid.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;
@@ -284,6 +296,7 @@ impl TimeoutMiddlewareBuilder {
                 ),
             ));
         }
+        self.body.validate(self.attempt_timeout)?;
 
         self.retry_budget.validate()?;
         if let Some(connect_timeout) = self.connect_timeout {
@@ -314,7 +327,8 @@ impl TimeoutMiddlewareBuilder {
             active_probe: self.active_probe,
             recent_latency: RecentLatency::default(),
             budgets: Budgets::new(self.retry_budget),
-            buffer_streamed_bodies: self.buffer_streamed_bodies,
+            buffer_request_streams: self.buffer_request_streams,
+            body: self.body,
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::Schedule;
+use crate::body;
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::error::{Error, Failure};
@@ -70,9 +71,15 @@ impl Call<'_> {
                 None => (pending, None),
             };
             *attempt.timeout_mut() = Some(limit.budget);
+            let upload = body::track_upload(&mut attempt, &self.config.body, started);
 
-            let result =
-                tokio::time::timeout(limit.budget, next.clone().run(attempt, extensions)).await;
+            let exchange = body::within_header_timeout(
+                self.config.body.response_header_timeout,
+                started,
+                upload.as_deref(),
+                next.clone().run(attempt, extensions),
+            );
+            let result = tokio::time::timeout(limit.budget, exchange).await;
             let duration = started.elapsed();
             let mut record = AttemptRecord {
                 number: retry + 1,
@@ -85,16 +92,39 @@ impl Call<'_> {
                 error: None,
             };
 
-            let classified = match result {
-                Ok(Ok(mut response)) => {
-                    let status = response.status();
+            let result = match result {
+                Ok(Ok(Ok(response))) => {
                     self.config.recent_latency.record(
                         self.target.host(),
                         self.target.port(),
                         duration,
                     );
-                    record.outcome = AttemptOutcome::Response(status);
+                    record.outcome = AttemptOutcome::Response(response.status());
                     record.retry_after = self.retry_after(&response);
+                    let context = body::BodyContext::new(
+                        &self.method,
+                        &self.target,
+                        &self.history,
+                        &record,
+                        self.deadline.start(),
+                        started,
+                        limit,
+                    );
+                    body::deliver(response, &self.config.body, context).await
+                }
+                Ok(Ok(Err(error))) => Err(classify_error(
+                    error,
+                    &self.attempt_context(&limit, duration),
+                )),
+                Ok(Err(header_timeout)) => Err(header_timeout.classify()),
+                Err(_elapsed) => Err(classify_timeout(&self.attempt_context(&limit, duration))),
+            };
+            // In buffered mode the attempt includes reading the body.
+            record.duration = started.elapsed();
+
+            let classified = match result {
+                Ok(mut response) => {
+                    let status = response.status();
                     let decision = self.decide_after_status(status, record.retry_after, spare);
                     match decision {
                         Decision::Retry { wait, request } => {
@@ -120,8 +150,7 @@ impl Call<'_> {
                         }
                     }
                 }
-                Ok(Err(error)) => classify_error(error, &self.attempt_context(&limit, duration)),
-                Err(_elapsed) => classify_timeout(&self.attempt_context(&limit, duration)),
+                Err(classified) => body::refine_after_upload(classified, upload.as_deref()),
             };
 
             record.outcome = AttemptOutcome::Failed {

@@ -340,6 +340,7 @@ fn failure(
             evidence: Vec::new(),
             probe: None,
             source: None,
+            progress: None,
         },
         not_sent: false,
     }

@@ -36,6 +36,11 @@ impl Deadline {
         }
     }
 
+    /// Returns when the call started.
+    pub(crate) fn start(&self) -> Instant {
+        self.start
+    }
+
     /// Returns the time since the call started.
     pub(crate) fn elapsed(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.start)

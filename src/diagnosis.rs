@@ -30,6 +30,8 @@ pub enum Diagnosis {
     /// Data was still flowing when the limit fired: the limit is shorter than
     /// this transfer needs.
     TimeoutTooShort,
+    /// The server stopped reading the request body before it was complete.
+    UploadStalled,
     /// The connection was closed or reset before the response was complete.
     ConnectionClosed,
     /// The request itself is invalid, such as a URL that cannot be sent.
@@ -52,6 +54,7 @@ impl Diagnosis {
             Diagnosis::ServerStalled => "server-stalled",
             Diagnosis::BodyStalled => "body-stalled",
             Diagnosis::TimeoutTooShort => "timeout-too-short",
+            Diagnosis::UploadStalled => "upload-stalled",
             Diagnosis::ConnectionClosed => "connection-closed",
             Diagnosis::InvalidRequest => "invalid-request",
             Diagnosis::Other => "other",
@@ -68,7 +71,8 @@ impl Diagnosis {
             Diagnosis::TlsFailed => "the TLS handshake failed",
             Diagnosis::ServerStalled => "the server sent no response headers in time",
             Diagnosis::BodyStalled => "the response body stopped arriving",
-            Diagnosis::TimeoutTooShort => "data was still arriving when the limit fired",
+            Diagnosis::TimeoutTooShort => "data was still flowing when the limit fired",
+            Diagnosis::UploadStalled => "the server stopped reading the request body",
             Diagnosis::ConnectionClosed => {
                 "the connection was closed before the response was complete"
             }
@@ -103,6 +107,9 @@ impl Diagnosis {
             }
             Diagnosis::TimeoutTooShort => {
                 "raise the attempt or total timeout for this endpoint"
+            }
+            Diagnosis::UploadStalled => {
+                "check the server's logs and its request size limit, and any proxy in between"
             }
             Diagnosis::ConnectionClosed => {
                 "check the server's logs for crashes or restarts, and the idle timeouts of any proxy in between"

@@ -1,10 +1,12 @@
 use std::error::Error as StdError;
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 use http::Method;
 
 use crate::attempt::{AttemptRecord, StopReason};
+use crate::body::BodyProgress;
 use crate::diagnosis::Diagnosis;
 use crate::format::DisplayDuration;
 use crate::limit::Limit;
@@ -19,13 +21,16 @@ pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// attempt made and the most likely cause.
 ///
 /// The middleware returns it inside
-/// [`reqwest_middleware::Error::Middleware`]; [`Error::find`] gets it back.
-/// Its [`source`](StdError::source) is the error of the last attempt.
+/// [`reqwest_middleware::Error::Middleware`]. When the response body fails
+/// while the caller reads it, the caller gets a [`reqwest::Error`] instead,
+/// with this error inside an [`io::Error`] in its sources. [`Error::find`]
+/// gets it back from either. Its [`source`](StdError::source) is the error of
+/// the last attempt.
 ///
-/// The message is one line that names the method, host, port and path (never
-/// the userinfo or the query string), what failed, the limit that fired,
-/// the attempts, the time spent, why no further attempt was made and what to
-/// check next.
+/// The message is one line. It names the method, host, port and path (never
+/// the userinfo or the query string), what failed and the limit that fired.
+/// Then it gives how far the body got, the attempts, the time spent, why no
+/// further attempt was made and what to check next.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -45,6 +50,7 @@ struct Inner {
     evidence: Vec<String>,
     probe: Option<ProbeReport>,
     source: Option<BoxError>,
+    progress: Option<BodyProgress>,
 }
 
 /// Another cause that the error of the last attempt cannot rule out.
@@ -84,6 +90,9 @@ pub(crate) struct Failure {
     pub(crate) evidence: Vec<String>,
     pub(crate) probe: Option<ProbeReport>,
     pub(crate) source: Option<BoxError>,
+    /// How far the request body (in `Phase::Send`) or the response body (in
+    /// `Phase::Body`) got.
+    pub(crate) progress: Option<BodyProgress>,
 }
 
 impl Error {
@@ -111,6 +120,7 @@ impl Error {
                 evidence: failure.evidence,
                 probe: failure.probe,
                 source: failure.source,
+                progress: failure.progress,
             }),
         }
     }
@@ -118,8 +128,10 @@ impl Error {
     /// Finds the middleware's error in `error` or in its chain of sources.
     ///
     /// `error` is typically the [`reqwest_middleware::Error`] that a call
-    /// returned; the search also looks inside its `Middleware` variant, whose
-    /// `anyhow` wrapper hides the error from a plain walk of the sources.
+    /// returned, or the [`reqwest::Error`] from reading a response body. The
+    /// search also looks inside the `Middleware` variant and inside
+    /// [`io::Error`]s, which both hide the error they wrap from a plain walk
+    /// of the sources.
     ///
     /// ```no_run
     /// # async fn run(client: reqwest_middleware::ClientWithMiddleware) {
@@ -152,9 +164,10 @@ impl Error {
                     return Some(found);
                 }
             }
+            // The body guard puts this error inside an `io::Error`.
             if let Some(inner) = error
-                .downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::get_ref)
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
             {
                 if let Some(found) = Error::find(inner) {
                     return Some(found);
@@ -255,6 +268,14 @@ impl Error {
         self.inner.target.port()
     }
 
+    /// Returns how far the body got: the response body for a failure in
+    /// [`Phase::Body`], the request body for one in [`Phase::Send`]. `None`
+    /// for failures in other phases, and for a request body the middleware
+    /// did not track.
+    pub fn body_progress(&self) -> Option<BodyProgress> {
+        self.inner.progress
+    }
+
     /// Writes the likely cause with its code, and the other cause that the
     /// error cannot rule out, if any.
     pub(crate) fn describe_cause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,6 +318,14 @@ impl Error {
         f.write_str(what)?;
         if let Some(limit) = self.inner.limit {
             write!(f, " after the {limit}")?;
+        }
+        if let Some(progress) = self.inner.progress {
+            let verb = if self.inner.phase == Phase::Send {
+                "sent"
+            } else {
+                "received"
+            };
+            write!(f, ", {verb} {progress}")?;
         }
         Ok(())
     }
@@ -346,6 +375,7 @@ impl fmt::Debug for Error {
             .field("stop", &inner.stop)
             .field("evidence", &inner.evidence)
             .field("probe", &inner.probe)
+            .field("progress", &inner.progress)
             .field("source", &inner.source)
             .finish()
     }

@@ -61,9 +61,53 @@ impl fmt::Display for DisplayDuration {
     }
 }
 
+/// Shows a byte count in binary units: `512 B`, `64 KiB`, `1.5 MiB`.
+///
+/// Counts of 1 KiB and more show up to one decimal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DisplayBytes(pub(crate) u64);
+
+impl fmt::Display for DisplayBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_binary(f, self.0 as f64, "")
+    }
+}
+
+/// Shows a rate in bytes per second in binary units: `12 B/s`, `0.5 B/s`,
+/// `3.1 MiB/s`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DisplayRate(pub(crate) f64);
+
+impl fmt::Display for DisplayRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_binary(f, self.0, "/s")
+    }
+}
+
+fn write_binary(f: &mut fmt::Formatter<'_>, value: f64, suffix: &str) -> fmt::Result {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if value < 1024.0 {
+        // Below 10 B/s a decimal distinguishes a trickle from a stop. From
+        // 9.95 up it would round to "10.0".
+        if value < 9.95 && value.fract() != 0.0 {
+            return write!(f, "{value:.1} B{suffix}");
+        }
+        return write!(f, "{value:.0} B{suffix}");
+    }
+    let mut scaled = value / 1024.0;
+    let mut unit = 0;
+    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{scaled:.1}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    write!(f, "{text} {}{suffix}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::DisplayDuration;
+    use super::{DisplayBytes, DisplayDuration, DisplayRate};
     use std::time::Duration;
 
     #[test]
@@ -82,6 +126,38 @@ mod tests {
 
         for (duration, expected) in cases {
             assert_eq!(DisplayDuration(duration).to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn byte_counts_use_binary_units() {
+        let cases = [
+            (0, "0 B"),
+            (1_023, "1023 B"),
+            (1_024, "1 KiB"),
+            (65_536, "64 KiB"),
+            (1_572_864, "1.5 MiB"),
+            (2 * 1024 * 1024, "2 MiB"),
+            (u64::MAX, "16384 PiB"),
+        ];
+
+        for (bytes, expected) in cases {
+            assert_eq!(DisplayBytes(bytes).to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn rates_show_a_decimal_below_ten_bytes() {
+        let cases = [
+            (0.0, "0 B/s"),
+            (0.5, "0.5 B/s"),
+            (9.96, "10 B/s"),
+            (20.0, "20 B/s"),
+            (3_355_443.2, "3.2 MiB/s"),
+        ];
+
+        for (rate, expected) in cases {
+            assert_eq!(DisplayRate(rate).to_string(), expected);
         }
     }
 }

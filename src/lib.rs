@@ -6,6 +6,10 @@
 //!   of the response body.
 //! - **Total timeout**: one deadline for the whole call, every attempt and
 //!   every wait included; no wait runs past it.
+//! - **Body protection** after the headers arrive: a response header
+//!   timeout, a body idle timeout and a minimum body throughput, a buffered
+//!   mode that retries body failures, and uploads that fail in
+//!   [`Phase::Send`] when the server stops reading.
 //! - **Retries** of timeouts and transient failures, with exponential
 //!   backoff, jitter and `Retry-After`, never re-sending a `POST` or `PATCH`
 //!   that may have reached the server.
@@ -46,6 +50,7 @@
 
 mod attempt;
 mod backoff;
+mod body;
 mod budget;
 mod builder;
 mod call;
@@ -72,6 +77,7 @@ mod retry_after;
 mod target;
 
 pub use attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+pub use body::{BodyBuffering, BodyProgress, MinThroughput};
 pub use budget::RetryBudget;
 pub use builder::TimeoutMiddlewareBuilder;
 pub use config_error::ConfigError;

@@ -1,9 +1,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::body::MinThroughput;
 use crate::format::DisplayDuration;
 
-/// The time limit that ended an attempt.
+/// The limit that ended an attempt: a time limit, or the minimum body
+/// throughput.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
@@ -28,18 +30,29 @@ pub enum Limit {
     /// [`read_timeout`](reqwest::ClientBuilder::read_timeout). The value is
     /// how long the attempt ran before it fired.
     ClientTimeout(Duration),
+    /// The middleware's response header timeout, with its configured value.
+    ResponseHeaderTimeout(Duration),
+    /// The middleware's body idle timeout, with its configured value.
+    BodyIdleTimeout(Duration),
+    /// The middleware's minimum body throughput.
+    MinBodyThroughput(MinThroughput),
 }
 
 impl Limit {
-    /// Returns the value of the limit; for a client timeout that the
-    /// middleware does not know, the time it took to fire.
+    /// Returns the value of the limit: for a client timeout that the
+    /// middleware does not know, the time it took to fire, and for
+    /// [`MinBodyThroughput`](Limit::MinBodyThroughput), the window the rate
+    /// is measured over.
     pub fn value(&self) -> Duration {
         match *self {
             Limit::AttemptTimeout(value)
             | Limit::TotalTimeout(value)
             | Limit::RequestTimeout(value)
             | Limit::ClientConnectTimeout(value)
-            | Limit::ClientTimeout(value) => value,
+            | Limit::ClientTimeout(value)
+            | Limit::ResponseHeaderTimeout(value)
+            | Limit::BodyIdleTimeout(value) => value,
+            Limit::MinBodyThroughput(min) => min.window(),
         }
     }
 }
@@ -62,6 +75,13 @@ impl fmt::Display for Limit {
                 "client's own timeout (fired after {})",
                 DisplayDuration(value)
             ),
+            Limit::ResponseHeaderTimeout(value) => {
+                write!(f, "response header timeout of {}", DisplayDuration(value))
+            }
+            Limit::BodyIdleTimeout(value) => {
+                write!(f, "body idle timeout of {}", DisplayDuration(value))
+            }
+            Limit::MinBodyThroughput(min) => write!(f, "minimum body throughput of {min}"),
         }
     }
 }

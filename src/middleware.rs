@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::body::BodySettings;
 use crate::budget::Budgets;
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::call::Call;
@@ -41,7 +42,8 @@ pub(crate) struct Config {
     pub(crate) budgets: Budgets,
     /// Streamed request bodies up to this many bytes are read into memory
     /// so that they can be sent again; 0 turns this off.
-    pub(crate) buffer_streamed_bodies: usize,
+    pub(crate) buffer_request_streams: usize,
+    pub(crate) body: BodySettings,
 }
 
 impl Config {
@@ -98,6 +100,15 @@ impl Drop for ClearOnDrop {
 /// reading the response body after the middleware has returned; note that a
 /// request timeout replaces the `reqwest::Client`'s own
 /// [`timeout`](reqwest::ClientBuilder::timeout) for that request.
+///
+/// The response is returned once its headers arrive, with its body under a
+/// guard: when the body stalls, breaks off or runs past a limit while the
+/// caller reads it, the caller gets a [`reqwest::Error`] that
+/// [`Error::find`](crate::Error::find) turns into a diagnosed error in
+/// [`Phase::Body`](crate::Phase::Body). In buffered mode
+/// ([`buffer_response_body`](TimeoutMiddlewareBuilder::buffer_response_body)) the middleware
+/// reads the body within the attempt instead, so that such failures are
+/// retried.
 ///
 /// A failed attempt is retried when the failure is transient (a timeout, a
 /// refused or reset connection, a transient DNS failure, or the status 408,
@@ -229,8 +240,8 @@ impl Middleware for TimeoutMiddleware {
         config
             .budgets
             .deposit(target.host(), target.port(), started);
-        let request = if config.buffer_streamed_bodies > 0 && request.try_clone().is_none() {
-            buffer_small_body(request, config.buffer_streamed_bodies, total_timeout).await
+        let request = if config.buffer_request_streams > 0 && request.try_clone().is_none() {
+            buffer_small_body(request, config.buffer_request_streams, total_timeout).await
         } else {
             request
         };

@@ -151,6 +151,119 @@ async fn partial_body_stalls_after_ten_bytes() {
 }
 
 #[tokio::test]
+async fn chunked_partial_body_stalls_after_ten_bytes() {
+    let server = PartialBody::start_with(Framing::Chunked).await;
+    let response = client_with_timeout(SHORT)
+        .get(server.url("/partial"))
+        .send()
+        .await
+        .expect("the response head is complete");
+    assert_eq!(response.content_length(), None);
+
+    let error = response
+        .bytes()
+        .await
+        .expect_err("the body never completes");
+
+    assert!(error.is_timeout(), "expected a timeout, got {error:?}");
+}
+
+#[tokio::test]
+async fn partial_body_recovers_with_full_body() {
+    let server = PartialBody::failing(1, Framing::Chunked).await;
+    let client = client_with_timeout(SHORT);
+    let first = client.get(server.url("/")).send().await.unwrap();
+    let _ = first.bytes().await.expect_err("the first body stalls");
+
+    let body = client
+        .get(server.url("/"))
+        .send()
+        .await
+        .expect("the recovered server should answer")
+        .bytes()
+        .await
+        .expect("the recovered body should complete");
+
+    assert_eq!(body.len(), FULL_BODY_LEN);
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn close_mid_body_breaks_the_body() {
+    for framing in Framing::ALL {
+        let server = CloseMidBody::always(framing).await;
+        let response = client()
+            .get(server.url("/close"))
+            .send()
+            .await
+            .expect("the response head is complete");
+
+        let error = response.bytes().await.expect_err("the body is cut short");
+
+        assert!(!error.is_timeout(), "{framing:?}: {error:?}");
+        assert!(
+            error.is_decode() || error.is_body(),
+            "{framing:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reset_mid_body_breaks_the_body() {
+    for framing in Framing::ALL {
+        let server = ResetMidBody::always(framing).await;
+        let response = client()
+            .get(server.url("/reset"))
+            .send()
+            .await
+            .expect("the response head is complete");
+
+        let error = response.bytes().await.expect_err("the body is cut short");
+
+        assert!(!error.is_timeout(), "{framing:?}: {error:?}");
+        assert!(
+            error.is_decode() || error.is_body(),
+            "{framing:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chunked_slow_steady_delivers_whole_body() {
+    let server = SlowSteady::start_with(Framing::Chunked).await;
+
+    let response = client()
+        .get(server.url("/steady"))
+        .send()
+        .await
+        .expect("the slow server should answer");
+    let length = response.content_length();
+    let body = response
+        .bytes()
+        .await
+        .expect("the slow body should complete");
+
+    assert_eq!(length, None);
+    assert_eq!(body.len(), SlowSteady::BODY_LEN);
+}
+
+#[tokio::test]
+async fn chunked_drip_delivers_body_slowly() {
+    let server = Drip::start_with(3, Duration::from_millis(20), Framing::Chunked).await;
+
+    let body = client()
+        .get(server.url("/drip"))
+        .send()
+        .await
+        .expect("the drip server should answer")
+        .bytes()
+        .await
+        .expect("the dripped body should complete");
+
+    assert_eq!(body.as_ref(), b"xxx");
+}
+
+#[tokio::test]
 async fn drip_delivers_body_slowly() {
     let interval = Duration::from_millis(20);
     let server = Drip::start(5, interval).await;

@@ -229,7 +229,7 @@ async fn buffered_small_stream_is_resent() {
     let server = StallHead::start().await;
     let client = with_timeouts(
         client_builder(),
-        timeouts(300 * MS, 2_000 * MS, 1).buffer_streamed_bodies(1024),
+        timeouts(300 * MS, 2_000 * MS, 1).buffer_request_streams(1024),
     );
 
     let err = client

@@ -36,3 +36,9 @@ pub fn timeouts(attempt: Duration, total: Duration, retries: u32) -> TimeoutMidd
 pub fn diagnosed(error: &reqwest_middleware::Error) -> &Error {
     Error::find(error).unwrap_or_else(|| panic!("no reqwest_timeout::Error in {error:?}"))
 }
+
+/// Returns the middleware's error inside `error`, from reading a response body, failing the
+/// test if there is none.
+pub fn diagnosed_body(error: &reqwest::Error) -> &Error {
+    Error::find(error).unwrap_or_else(|| panic!("no reqwest_timeout::Error in {error:?}"))
+}

@@ -22,9 +22,12 @@ mod stall;
 mod tls;
 mod upload;
 
-pub use body::{Drip, PartialBody, SlowSteady};
+pub use body::{
+    CloseMidBody, Drip, Framing, PartialBody, ResetMidBody, SlowSteady, FULL_BODY_LEN,
+    PARTIAL_BODY_LEN,
+};
 pub use broken::{AcceptClose, Reset, TruncatedHead, TRUNCATED_HEAD};
-pub use client::{diagnosed, timeouts, with_timeouts};
+pub use client::{diagnosed, diagnosed_body, timeouts, with_timeouts};
 pub use connect::{closed_port, Blackhole};
 pub use dns::{StaticResolver, TRANSIENT_DNS_MESSAGE};
 pub use healthy::{Healthy, HEALTHY_BODY};

@@ -1,0 +1,96 @@
+//! Buffered mode: reading the whole response body within the attempt, so
+//! that a failure of the body can be retried.
+
+use bytes::{Bytes, BytesMut};
+
+use super::guard::GuardedBody;
+use crate::classify::Classified;
+
+/// The delivery of a response body in buffered mode: read in full, or
+/// streamed because it was too large. Every response in that mode carries one
+/// in its extensions.
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> Result<(), reqwest_middleware::Error> {
+/// use reqwest_timeout::BodyBuffering;
+///
+/// let response = client.get("http://localhost:8080/report").send().await?;
+/// if let Some(BodyBuffering::Streamed { max_len, .. }) = response.extensions().get::<BodyBuffering>() {
+///     eprintln!("the body is larger than {max_len} bytes, so a failure reading it is not retried");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyBuffering {
+    /// The middleware read the whole body within the attempt; reading it
+    /// from the response cannot fail.
+    Buffered {
+        /// The length of the body, in bytes.
+        len: u64,
+    },
+    /// The body was larger than the maximum, so it is streamed to the caller
+    /// as without buffered mode, and a failure while reading it is not
+    /// retried.
+    Streamed {
+        /// The configured
+        /// [`max_buffered_response_len`](crate::TimeoutMiddlewareBuilder::max_buffered_response_len).
+        max_len: u64,
+        /// The response's `Content-Length`, when it had one. Without one, the
+        /// middleware read past the maximum before it gave up buffering; the
+        /// caller still reads the body from its first byte.
+        content_length: Option<u64>,
+    },
+}
+
+/// The outcome of reading a body in buffered mode.
+#[derive(Debug)]
+pub(crate) enum Buffered {
+    /// The whole body.
+    Complete(Bytes),
+    /// The body is larger than the maximum; the bytes read before that was
+    /// clear, if any, come first when the body is streamed.
+    TooLarge(Option<Bytes>),
+}
+
+/// Reads the guarded body to the end, unless it is larger than `max_len`.
+///
+/// reqwest's request timeout, which the middleware sets to the attempt's
+/// limit, ends a read that runs too long. The same limit is also applied
+/// here, in case another layer replaced that timeout.
+///
+/// NOTE: trailers, which HTTP/1.1 allows after a chunked body, are dropped;
+/// `reqwest::Response` offers no way to read them.
+pub(crate) async fn buffer(
+    guard: &mut GuardedBody,
+    max_len: u64,
+    expected_len: Option<u64>,
+) -> Result<Buffered, Classified> {
+    if expected_len.is_some_and(|len| len > max_len) {
+        return Ok(Buffered::TooLarge(None));
+    }
+    let capacity = expected_len.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    let mut data = BytesMut::with_capacity(capacity);
+    let attempt_end = guard.attempt_end();
+    loop {
+        let next = std::future::poll_fn(|cx| guard.poll_guarded(cx));
+        let polled = match attempt_end {
+            Some(end) => tokio::time::timeout_at(end, next).await,
+            None => Ok(next.await),
+        };
+        let frame = match polled {
+            Err(_elapsed) => return Err(guard.fail_attempt_limit()),
+            Ok(None) => return Ok(Buffered::Complete(data.freeze())),
+            Ok(Some(Err(failure))) => return Err(failure),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        data.extend_from_slice(&chunk);
+        if data.len() as u64 > max_len {
+            return Ok(Buffered::TooLarge(Some(data.freeze())));
+        }
+    }
+}

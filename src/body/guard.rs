@@ -1,0 +1,586 @@
+//! The response body guard: a wrapper around a response body that enforces
+//! the idle and throughput limits while the body is read, and turns every
+//! failure of the body into a diagnosed failure in [`Phase::Body`].
+
+use std::future::Future;
+use std::io;
+use std::mem;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::Method;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::settings::BodySettings;
+use super::watch::{BodyWatch, Stall};
+use crate::attempt::{AttemptOutcome, AttemptRecord, StopReason};
+use crate::classify::{self, classify_error, classify_timeout, Classified};
+use crate::deadline::AttemptLimit;
+use crate::diagnosis::Diagnosis;
+use crate::error::{Error, Failure};
+use crate::phase::Phase;
+use crate::target::Target;
+
+/// Facts about the call and the attempt, from which the guard builds a
+/// diagnosed error when a body fails after the middleware returned the
+/// response.
+#[derive(Debug)]
+pub(crate) struct BodyContext {
+    method: Method,
+    target: Target,
+    /// Every attempt of the call, this one last.
+    history: Vec<AttemptRecord>,
+    call_started: Instant,
+    attempt_started: Instant,
+    limit: AttemptLimit,
+    /// The middleware's span for the call, so that a failure logged while
+    /// the caller reads the body names the call.
+    span: tracing::Span,
+}
+
+impl BodyContext {
+    /// Returns what the classifier needs to know about this attempt, which
+    /// ran for `elapsed`.
+    fn classify_context(&self, elapsed: std::time::Duration) -> classify::AttemptContext<'_> {
+        classify::AttemptContext {
+            limit: &self.limit,
+            elapsed,
+            target: &self.target,
+            // Body failures happen after the connection was open.
+            connect_timeout: None,
+        }
+    }
+
+    pub(crate) fn new(
+        method: &Method,
+        target: &Target,
+        earlier: &[AttemptRecord],
+        this: &AttemptRecord,
+        call_started: Instant,
+        attempt_started: Instant,
+        limit: AttemptLimit,
+    ) -> Self {
+        let mut history = Vec::with_capacity(earlier.len() + 1);
+        history.extend_from_slice(earlier);
+        history.push(this.clone());
+        BodyContext {
+            method: method.clone(),
+            target: target.clone(),
+            history,
+            call_started,
+            attempt_started,
+            limit,
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// Returns when the attempt's limit ends, or `None` when that is beyond
+    /// what an `Instant` can hold.
+    pub(crate) fn attempt_end(&self) -> Option<Instant> {
+        self.attempt_started.checked_add(self.limit.budget)
+    }
+}
+
+/// A response body under the guard.
+///
+/// Reading it yields the body's frames, or a [`Classified`] failure in
+/// [`Phase::Body`] with the body's progress. After a failure the inner body
+/// is dropped, which releases its connection, and the body ends.
+#[derive(Debug)]
+pub(crate) struct GuardedBody {
+    inner: Option<reqwest::Body>,
+    watch: BodyWatch,
+    /// Fires at the next check of the idle or throughput limit; `None` when
+    /// neither is set. It is reset, not re-created, after each check.
+    timer: Option<Pin<Box<Sleep>>>,
+    context: Box<BodyContext>,
+}
+
+impl GuardedBody {
+    /// Wraps `inner`, a body whose headers arrived at `now`.
+    pub(crate) fn new(
+        inner: reqwest::Body,
+        settings: &BodySettings,
+        expected_len: Option<u64>,
+        context: BodyContext,
+        now: Instant,
+    ) -> Self {
+        let watch = BodyWatch::new(settings, expected_len, now);
+        let timer = watch
+            .first_check()
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
+        GuardedBody {
+            inner: Some(inner),
+            watch,
+            timer,
+            context: Box::new(context),
+        }
+    }
+
+    /// Returns when the attempt's limit ends; see
+    /// [`BodyContext::attempt_end`].
+    pub(crate) fn attempt_end(&self) -> Option<Instant> {
+        self.context.attempt_end()
+    }
+
+    /// Polls the next frame of the body, checking the limits while the
+    /// caller waits for data.
+    pub(crate) fn poll_guarded(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Classified>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    // The clock is read only when a wait ends, not for data
+                    // that was already there.
+                    if self.watch.is_waiting() {
+                        self.watch.end_wait(Instant::now());
+                    }
+                    self.watch.record(data.len() as u64);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(self.fail_with(error)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => self.poll_limits(cx),
+        }
+    }
+
+    /// Starts or continues a wait for data and fires a limit that is due.
+    fn poll_limits(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Classified>>> {
+        if !self.watch.is_waiting() {
+            self.watch.start_wait(Instant::now());
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        // The timer may fire for a check that is no longer due, for instance
+        // because data arrived since it was set. Then the check returns the
+        // next instant, and the timer is reset to it.
+        let stall = loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            match self.watch.check(now) {
+                Ok(Some(next)) => timer.as_mut().reset(next),
+                Ok(None) => return Poll::Pending,
+                Err(stall) => break (stall, now),
+            }
+        };
+        Poll::Ready(Some(Err(self.fail_stalled(stall.0, stall.1))))
+    }
+
+    /// Classifies an error of the inner body: a request timeout of reqwest,
+    /// which the middleware set to the attempt's limit, or a broken
+    /// connection.
+    fn fail_with(&mut self, error: reqwest::Error) -> Classified {
+        self.inner = None;
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.context.attempt_started);
+        let attempt = self.context.classify_context(elapsed);
+        let mut classified = classify_error(reqwest_middleware::Error::Reqwest(error), &attempt);
+        if classified.failure.timed_out {
+            classified.failure.diagnosis = self.timeout_diagnosis(now);
+        }
+        self.finish(classified, now)
+    }
+
+    /// Returns the failure for the attempt's limit ending the body read,
+    /// when it fires before reqwest reports its own request timeout.
+    pub(crate) fn fail_attempt_limit(&mut self) -> Classified {
+        self.inner = None;
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.context.attempt_started);
+        let mut classified = classify_timeout(&self.context.classify_context(elapsed));
+        classified.failure.diagnosis = self.timeout_diagnosis(now);
+        self.finish(classified, now)
+    }
+
+    fn fail_stalled(&mut self, stall: Stall, now: Instant) -> Classified {
+        self.inner = None;
+        let classified = Classified {
+            failure: Failure {
+                phase: Phase::Body,
+                diagnosis: Diagnosis::BodyStalled,
+                timed_out: true,
+                limit: Some(stall.limit()),
+                note: None,
+                source: Some(Box::new(stall)),
+                progress: None,
+                retryable: true,
+                evidence: Vec::new(),
+                probe: None,
+            },
+            not_sent: false,
+        };
+        self.finish(classified, now)
+    }
+
+    /// Returns `TimeoutTooShort` when data still flowed steadily as a limit
+    /// fired, because the limit was too short for the transfer, and
+    /// `BodyStalled` when the body had gone silent.
+    fn timeout_diagnosis(&self, now: Instant) -> Diagnosis {
+        if self.watch.was_flowing(now) {
+            Diagnosis::TimeoutTooShort
+        } else {
+            Diagnosis::BodyStalled
+        }
+    }
+
+    /// Marks a failure as one of the response body, with its progress. The
+    /// server received the request, since it sent a response.
+    fn finish(&self, mut classified: Classified, now: Instant) -> Classified {
+        classified.failure.phase = Phase::Body;
+        classified.failure.note = None;
+        classified.failure.progress = Some(self.watch.progress(now));
+        classified.not_sent = false;
+        classified
+    }
+
+    /// Turns a failure of a body that the caller reads into the error the
+    /// caller gets: an [`io::Error`] around the diagnosed [`Error`], of kind
+    /// `TimedOut` when a limit fired, which reqwest's `is_timeout` looks for.
+    fn caller_error(&mut self, classified: Classified) -> io::Error {
+        let now = Instant::now();
+        let context = &mut *self.context;
+        let failure = classified.failure;
+        let mut history = mem::take(&mut context.history);
+        if let Some(last) = history.last_mut() {
+            last.outcome = AttemptOutcome::Failed {
+                phase: failure.phase,
+                diagnosis: failure.diagnosis,
+                timed_out: failure.timed_out,
+            };
+            last.duration = now.saturating_duration_since(context.attempt_started);
+        }
+        let kind = if failure.timed_out {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::Other
+        };
+        let error = Error::new(
+            context.method.clone(),
+            context.target.clone(),
+            failure,
+            history,
+            now.saturating_duration_since(context.call_started),
+            StopReason::Streaming,
+        );
+        tracing::debug!(
+            parent: &context.span,
+            reason = error.diagnosis().code(),
+            phase = error.phase().as_str(),
+            bytes = error.body_progress().map(|progress| progress.bytes()),
+            "response body failed after the response was returned"
+        );
+        io::Error::new(kind, error)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+}
+
+/// A guarded body as the caller reads it, after the middleware returned the
+/// response, optionally preceded by bytes that buffered mode read before it
+/// gave up buffering.
+#[derive(Debug)]
+pub(crate) struct StreamedBody {
+    prefix: Option<Bytes>,
+    guard: GuardedBody,
+}
+
+impl StreamedBody {
+    pub(crate) fn new(guard: GuardedBody, prefix: Option<Bytes>) -> Self {
+        StreamedBody {
+            prefix: prefix.filter(|prefix| !prefix.is_empty()),
+            guard,
+        }
+    }
+}
+
+impl HttpBody for StreamedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Some(prefix) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        match this.guard.poll_guarded(cx) {
+            Poll::Ready(Some(Err(failure))) => {
+                Poll::Ready(Some(Err(this.guard.caller_error(failure))))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let hint = self.guard.size_hint();
+        let Some(prefix) = &self.prefix else {
+            return hint;
+        };
+        let extra = prefix.len() as u64;
+        let mut total = SizeHint::new();
+        total.set_lower(hint.lower().saturating_add(extra));
+        if let Some(upper) = hint.upper() {
+            total.set_upper(upper.saturating_add(extra));
+        }
+        total
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.guard.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use reqwest::Url;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::body::settings::MinThroughput;
+    use crate::limit::Limit;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A response body fed by the test, one chunk per message; it stays open
+    /// while the sender lives.
+    struct ChannelBody(mpsc::UnboundedReceiver<&'static [u8]>);
+
+    impl HttpBody for ChannelBody {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|chunk| Ok(Frame::data(Bytes::from_static(chunk)))))
+        }
+    }
+
+    fn guarded(settings: BodySettings) -> (mpsc::UnboundedSender<&'static [u8]>, GuardedBody) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let limit = AttemptLimit {
+            budget: 10_000 * MS,
+            fires_as: Limit::AttemptTimeout(10_000 * MS),
+        };
+        let record = AttemptRecord {
+            number: 1,
+            started_after: Duration::ZERO,
+            duration: Duration::ZERO,
+            limit: limit.budget,
+            outcome: AttemptOutcome::Response(http::StatusCode::OK),
+            retry_after: None,
+            wait_after: None,
+            error: None,
+        };
+        let url = Url::parse("http://localhost:8080/download").unwrap();
+        let context = BodyContext::new(
+            &Method::GET,
+            &Target::from_url(&url),
+            &[],
+            &record,
+            now,
+            now,
+            limit,
+        );
+        let body = reqwest::Body::wrap(ChannelBody(receiver));
+        let guard = GuardedBody::new(body, &settings, Some(100), context, now);
+        (sender, guard)
+    }
+
+    async fn next(guard: &mut GuardedBody) -> Option<Result<Frame<Bytes>, Classified>> {
+        std::future::poll_fn(|cx| guard.poll_guarded(cx)).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_counts_from_the_last_data() {
+        let settings = BodySettings {
+            idle_timeout: Some(500 * MS),
+            ..BodySettings::default()
+        };
+        let (sender, mut guard) = guarded(settings);
+        let start = Instant::now();
+        sender.send(b"abc").unwrap();
+        let feeder = tokio::spawn({
+            let sender = sender.clone();
+            async move {
+                tokio::time::sleep(300 * MS).await;
+                sender.send(b"de").unwrap();
+            }
+        });
+
+        let first = next(&mut guard).await;
+        let second = next(&mut guard).await;
+        let third = next(&mut guard).await;
+
+        feeder.await.unwrap();
+        assert!(matches!(first, Some(Ok(_))));
+        assert!(matches!(second, Some(Ok(_))));
+        let Some(Err(failure)) = third else {
+            panic!("expected the idle timeout to fire");
+        };
+        assert_eq!(start.elapsed(), 800 * MS);
+        assert_eq!(failure.failure.phase, Phase::Body);
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        assert_eq!(
+            failure.failure.limit,
+            Some(Limit::BodyIdleTimeout(500 * MS))
+        );
+        assert!(failure.failure.retryable);
+        assert!(!failure.not_sent);
+        let progress = failure.failure.progress.unwrap();
+        assert_eq!(progress.bytes(), 5);
+        assert_eq!(progress.elapsed(), 800 * MS);
+        assert!(
+            next(&mut guard).await.is_none(),
+            "the body ends after a failure"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_body_fails_min_throughput_after_grace() {
+        let min = MinThroughput::new(1_000)
+            .with_window(1_000 * MS)
+            .with_grace_period(1_000 * MS);
+        let settings = BodySettings {
+            min_throughput: Some(min),
+            ..BodySettings::default()
+        };
+        let (sender, mut guard) = guarded(settings);
+        let start = Instant::now();
+        // Ten bytes every 100 ms: 100 B/s.
+        let feeder = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(100 * MS).await;
+                if sender.send(b"0123456789").is_err() {
+                    break;
+                }
+            }
+        });
+
+        let failure = loop {
+            match next(&mut guard).await {
+                Some(Ok(_)) => continue,
+                Some(Err(failure)) => break failure,
+                None => panic!("the body ended without a failure"),
+            }
+        };
+
+        drop(guard);
+        feeder.await.unwrap();
+        assert_eq!(start.elapsed(), 1_000 * MS);
+        assert_eq!(failure.failure.limit, Some(Limit::MinBodyThroughput(min)));
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        let source = failure.failure.source.unwrap().to_string();
+        assert!(
+            source.contains("below the minimum of 1000 B/s over 1s"),
+            "{source}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_body_passes_min_throughput() {
+        let min = MinThroughput::new(100)
+            .with_window(200 * MS)
+            .with_grace_period(Duration::ZERO);
+        let settings = BodySettings {
+            idle_timeout: Some(100 * MS),
+            min_throughput: Some(min),
+            ..BodySettings::default()
+        };
+        let (sender, mut guard) = guarded(settings);
+        let feeder = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(50 * MS).await;
+                sender.send(b"0123456789").unwrap();
+            }
+        });
+
+        let mut received = 0;
+        while let Some(frame) = next(&mut guard).await {
+            let frame = frame
+                .unwrap_or_else(|failure| panic!("200 B/s failed: {:?}", failure.failure.source));
+            received += frame.into_data().map_or(0, |data| data.len());
+        }
+
+        feeder.await.unwrap();
+        assert_eq!(received, 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_failure_is_timed_out_io_error() {
+        let settings = BodySettings {
+            idle_timeout: Some(200 * MS),
+            ..BodySettings::default()
+        };
+        let (sender, guard) = guarded(settings);
+        sender.send(b"abc").unwrap();
+        let body = reqwest::Body::wrap(StreamedBody::new(guard, Some(Bytes::from_static(b"12"))));
+
+        let error = body.collect().await.unwrap_err();
+
+        assert!(error.is_timeout(), "{error:?}");
+        let found = Error::find(&error).expect("the diagnosed error is in the chain");
+        assert_eq!(found.phase(), Phase::Body);
+        assert_eq!(found.stop_reason(), &StopReason::Streaming);
+        assert_eq!(
+            found.body_progress().map(|progress| progress.bytes()),
+            Some(3)
+        );
+        assert_eq!(
+            found.history()[0].outcome(),
+            AttemptOutcome::Failed {
+                phase: Phase::Body,
+                diagnosis: Diagnosis::BodyStalled,
+                timed_out: true,
+            }
+        );
+        drop(sender);
+    }
+
+    #[tokio::test]
+    async fn prefix_comes_first_and_counts_in_the_size() {
+        let (sender, guard) = guarded(BodySettings::default());
+        sender.send(b"cd").unwrap();
+        drop(sender);
+        let body = StreamedBody::new(guard, Some(Bytes::from_static(b"ab")));
+        let lower = body.size_hint().lower();
+
+        let collected = body.collect().await.unwrap().to_bytes();
+
+        assert_eq!(collected.as_ref(), b"abcd");
+        assert_eq!(lower, 2);
+    }
+}

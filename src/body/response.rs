@@ -1,0 +1,78 @@
+//! Putting the guard around a response's body, or reading the body in
+//! buffered mode, while the response keeps its URL, remote address and
+//! extensions.
+
+use reqwest::{ResponseBuilderExt, Url};
+use tokio::time::Instant;
+
+use super::buffered::{buffer, BodyBuffering, Buffered};
+use super::guard::{BodyContext, GuardedBody, StreamedBody};
+use super::settings::BodySettings;
+use crate::classify::Classified;
+
+/// Guards the body of `response`, or reads it in buffered mode.
+///
+/// # Errors
+///
+/// Only in buffered mode: the failure of the body, in `Phase::Body`.
+pub(crate) async fn deliver(
+    mut response: reqwest::Response,
+    settings: &BodySettings,
+    context: BodyContext,
+) -> Result<reqwest::Response, Classified> {
+    let expected_len = response.content_length();
+    if expected_len == Some(0) {
+        // An empty body, such as the response to `HEAD`, cannot stall or
+        // break off.
+        if settings.buffer {
+            response
+                .extensions_mut()
+                .insert(BodyBuffering::Buffered { len: 0 });
+        }
+        return Ok(response);
+    }
+
+    let now = Instant::now();
+    let url = response.url().clone();
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let mut guard = GuardedBody::new(body, settings, expected_len, context, now);
+
+    let body = if settings.buffer {
+        match buffer(&mut guard, settings.max_buffered_len, expected_len).await? {
+            Buffered::Complete(bytes) => {
+                parts.extensions.insert(BodyBuffering::Buffered {
+                    len: bytes.len() as u64,
+                });
+                reqwest::Body::from(bytes)
+            }
+            Buffered::TooLarge(prefix) => {
+                parts.extensions.insert(BodyBuffering::Streamed {
+                    max_len: settings.max_buffered_len,
+                    content_length: expected_len,
+                });
+                reqwest::Body::wrap(StreamedBody::new(guard, prefix))
+            }
+        }
+    } else {
+        reqwest::Body::wrap(StreamedBody::new(guard, None))
+    };
+    Ok(rebuild(parts, body, url))
+}
+
+/// Builds a `reqwest::Response` from the parts of one and a new body.
+///
+/// The conversion to `http::Response` in reqwest 0.13 drops the URL. The
+/// conversion back reads it from an extension that only
+/// [`ResponseBuilderExt::url`] can set, and without it the URL would be
+/// reqwest's placeholder. The remote address and the other extensions stay in
+/// `parts`.
+fn rebuild(parts: http::response::Parts, body: reqwest::Body, url: Url) -> reqwest::Response {
+    let mut response = http::Response::from_parts(parts, body);
+    // `Builder::body` fails only after an invalid status or header, and
+    // this builder sets neither.
+    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
+        let (carrier, ()) = carrier.into_parts();
+        response.extensions_mut().extend(carrier.extensions);
+    }
+    reqwest::Response::from(response)
+}

@@ -1,0 +1,272 @@
+//! Request bodies that the server stops reading, and the response header timeout, which
+//! starts once the request body has been sent.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest_timeout::{AttemptOutcome, Diagnosis, Limit, Phase, StopReason};
+use support::{
+    client_builder, diagnosed, ok, response, timeouts, with_timeouts, Healthy, Sequence, StallHead,
+    StopReading,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const UPLOAD_LEN: usize = 32 * 1024 * 1024;
+
+#[tokio::test]
+async fn stalled_post_upload_fails_in_send_once() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 2));
+
+    let err = client
+        .post(server.url("/upload"))
+        .body(vec![b'x'; UPLOAD_LEN])
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Send);
+    assert_eq!(error.diagnosis(), Diagnosis::UploadStalled);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(500 * MS)));
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    let progress = error
+        .body_progress()
+        .expect("a tracked upload has progress");
+    assert!(progress.bytes() > 0, "{progress}");
+    assert!(progress.bytes() < UPLOAD_LEN as u64, "{progress}");
+    assert_eq!(progress.expected_len(), Some(UPLOAD_LEN as u64));
+    let message = error.to_string();
+    assert!(
+        message.contains("timed out sending the request after the attempt timeout of 500ms, sent "),
+        "{message}"
+    );
+    assert!(message.contains(" of 32 MiB in "), "{message}");
+    assert!(message.contains("upload-stalled"), "{message}");
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn stalled_put_upload_is_retried_in_send() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 5));
+    let started = Instant::now();
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(vec![b'x'; UPLOAD_LEN])
+        .send()
+        .await
+        .unwrap_err();
+
+    let elapsed = started.elapsed();
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Send);
+    assert!(error.attempts() >= 3, "{error}");
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    for attempt in error.history() {
+        assert_eq!(
+            attempt.outcome(),
+            AttemptOutcome::Failed {
+                phase: Phase::Send,
+                diagnosis: Diagnosis::UploadStalled,
+                timed_out: true,
+            },
+            "{attempt}"
+        );
+    }
+    assert!(elapsed <= 2_500 * MS, "took {elapsed:?}");
+    assert_eq!(server.connections(), error.attempts() as usize);
+}
+
+#[tokio::test]
+async fn untracked_upload_stall_looks_like_a_header_stall() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(500 * MS, 2_000 * MS, 0).track_request_body(false),
+    );
+
+    let err = client
+        .post(server.url("/upload"))
+        .body(vec![b'x'; UPLOAD_LEN])
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.body_progress(), None);
+}
+
+#[tokio::test]
+async fn tracked_upload_keeps_its_content_length() {
+    let server = Healthy::start().await;
+    let client = with_timeouts(client_builder(), timeouts(2_000 * MS, 4_000 * MS, 0));
+
+    // The server finds the end of each body by its Content-Length; a chunked body would
+    // break the second request on the same connection.
+    for _ in 0..2 {
+        let response = client
+            .post(server.url("/upload"))
+            .body(vec![b'x'; 100 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+
+    assert_eq!(server.requests(), 2);
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn tracked_upload_is_not_redirected_by_307() {
+    let large = vec![b'x'; 100 * 1024];
+    let small = b"payload".to_vec();
+    let cases = [
+        (true, large.clone(), 307, 1),
+        (false, large, 200, 2),
+        // Bodies under 64 KiB are not tracked, so they stay cloneable.
+        (true, small, 200, 2),
+    ];
+    for (tracked, body, expected_status, expected_requests) in cases {
+        let len = body.len();
+        let server = Sequence::start(vec![
+            response("307 Temporary Redirect", &[("Location", "/moved")], b""),
+            ok(b"done"),
+        ])
+        .await;
+        let client = with_timeouts(
+            client_builder(),
+            timeouts(2_000 * MS, 4_000 * MS, 0).track_request_body(tracked),
+        );
+
+        let response = client
+            .post(server.url("/upload"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+
+        // reqwest re-sends a body on a 307 only when it can clone it.
+        let case = format!("tracked: {tracked}, {len} bytes");
+        assert_eq!(response.status(), expected_status, "{case}");
+        assert_eq!(server.requests(), expected_requests, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn header_timeout_ends_attempt_before_attempt_timeout() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(2_000 * MS, 4_000 * MS, 0).response_header_timeout(200 * MS),
+    );
+    let started = Instant::now();
+
+    let err = client.get(server.url("/slow")).send().await.unwrap_err();
+
+    let elapsed = started.elapsed();
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.limit(), Some(Limit::ResponseHeaderTimeout(200 * MS)));
+    assert!(elapsed >= 190 * MS, "took {elapsed:?}");
+    assert!(elapsed < 1_000 * MS, "took {elapsed:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "timed out waiting for the response headers after the response header timeout of 200ms"
+        ),
+        "{message}"
+    );
+    // Without a request body the timeout started with the attempt, connect included.
+    assert!(
+        message.contains("or a connect that never completed"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn header_timeout_is_retried() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 3_000 * MS, 2).response_header_timeout(150 * MS),
+    );
+    let started = Instant::now();
+
+    let err = client.get(server.url("/slow")).send().await.unwrap_err();
+
+    let elapsed = started.elapsed();
+    let error = diagnosed(&err);
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+    assert_eq!(error.limit(), Some(Limit::ResponseHeaderTimeout(150 * MS)));
+    // Three timeouts of 150 ms and waits of 50 and 100 ms.
+    assert!(elapsed >= 590 * MS, "took {elapsed:?}");
+    assert!(elapsed < 2_000 * MS, "took {elapsed:?}");
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn header_timeout_after_upload_omits_connect_note() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(2_000 * MS, 4_000 * MS, 2).response_header_timeout(200 * MS),
+    );
+
+    let err = client
+        .post(server.url("/orders"))
+        .body(vec![b'o'; 100 * 1024])
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.limit(), Some(Limit::ResponseHeaderTimeout(200 * MS)));
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    assert!(
+        !error
+            .to_string()
+            .contains("or a connect that never completed"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn header_timeout_waits_for_the_upload() {
+    let server = StopReading::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(600 * MS, 2_000 * MS, 0).response_header_timeout(100 * MS),
+    );
+
+    let err = client
+        .post(server.url("/upload"))
+        .body(vec![b'x'; UPLOAD_LEN])
+        .send()
+        .await
+        .unwrap_err();
+
+    // The upload never finished, so the header timeout never started.
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Send);
+    assert_eq!(error.diagnosis(), Diagnosis::UploadStalled);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(600 * MS)));
+}
