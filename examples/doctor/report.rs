@@ -121,10 +121,8 @@ fn print_response(response: &ResponseRecord) {
         return;
     };
 
-    // TODO: body failures are plain reqwest errors for now. If the middleware
-    // later puts its diagnosed error in their source chain, `Error::find`
-    // finds it and the first branch prints it like any other failure.
-    // Until then that branch never runs.
+    // The body guard puts its diagnosed error inside the reqwest error; a
+    // failure from elsewhere in the chain has none.
     match reqwest_timeout::Error::find(error) {
         Some(diagnosed) => print_diagnosed("body", diagnosed),
         None => {
