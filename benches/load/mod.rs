@@ -11,8 +11,15 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod amplification;
 pub mod args;
 pub mod clients;
+pub mod deadline;
+pub mod memory;
+pub mod overhead;
 pub mod servers;
+pub mod soak;
 pub mod stats;
 pub mod system;
+pub mod throughput;
+pub mod timers;
