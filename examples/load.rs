@@ -7,9 +7,9 @@
 //!
 //! | scenario | measures | options (defaults: `--preset full`) |
 //! |---|---|---|
-//! | `overhead` | keep-alive GET latency per client, interleaved | `--rounds 1000 --batch 20 --warmup 500 --body-len 64` |
-//! | `throughput` | 256 MiB download, middleware vs bare | `--size-mib 256 --rounds 9 --chunk-kib 64` |
-//! | `timers` | lateness of 300 ms timeouts, 1 000 and 5 000 at once | `--concurrency 1000,5000 --timeout-ms 300` |
+//! | `overhead` | keep-alive GET latency per client, interleaved | `--rounds 1000 --batch 20 --warmup 500 --body-len 64`, and `--only NAME,NAME` to run only the named clients and the bare chain |
+//! | `throughput` | 256 MiB download, middleware vs bare | `--size-mib 256 --rounds 51 --chunk-kib 64` |
+//! | `timers` | lateness of 300 ms timeouts, 1 000 and 5 000 at once | `--concurrency 1000,5000 --timeout-ms 300 --runs 5 --ramp-ms 0`, and `--only NAME,NAME` to run only the named variants |
 //! | `deadline` | call end and server arrivals vs each total timeout | `--calls 200 --concurrency 50 --min-total-ms 300 --max-total-ms 1300 --seed 1` |
 //! | `amplification` | server requests per call against an always-503 server | `--callers 100 --seconds 5 --retries 3 --initial-backoff-ms 50` |
 //! | `soak` | mixed faults at a fixed rate: deadlines, fds, panics | `--seconds 60 --rate 200 --attempt-ms 200 --total-ms 500 --margin-ms 50` |
@@ -71,6 +71,7 @@ fn run(arguments: impl IntoIterator<Item = String>) -> Result<String, String> {
                 batch: args.take("batch", preset.batch)?,
                 warmup: args.take("warmup", preset.warmup)?,
                 body_len: args.take("body-len", preset.body_len)?,
+                only: args.take_list("only", preset.only)?,
             };
             args.finish()?;
             overhead::run(&options).to_string()
@@ -99,6 +100,9 @@ fn run(arguments: impl IntoIterator<Item = String>) -> Result<String, String> {
                 concurrency: args.take_list("concurrency", preset.concurrency)?,
                 timeout: take_ms(&mut args, "timeout-ms", preset.timeout)?,
                 settle: preset.settle,
+                runs: args.take("runs", preset.runs)?,
+                ramp: take_ms(&mut args, "ramp-ms", preset.ramp)?,
+                only: args.take_list("only", preset.only)?,
             };
             args.finish()?;
             timers::run(&options).to_string()

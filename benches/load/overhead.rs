@@ -5,9 +5,15 @@
 //! round to round, so that drift in the machine's load (other processes,
 //! frequency changes) reaches every client alike. All clients share one
 //! `reqwest::Client`, and so its keep-alive connection.
+//!
+//! Three rows only explain the others: the bare chain with reqwest's own
+//! per-request timeout, the bare chain inside `tokio::time::timeout`, and
+//! both at once. The first two add one timer each and nothing else, which
+//! is what any timeout costs. The third arms the same two timers per
+//! attempt as this crate, without its other work.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest_middleware::ClientWithMiddleware;
@@ -28,6 +34,9 @@ pub struct Options {
     pub warmup: usize,
     /// Response body length in bytes.
     pub body_len: usize,
+    /// Names of the clients to run besides the bare chain; empty runs all.
+    /// Running two clients alone helps to profile the difference.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -38,6 +47,7 @@ impl Options {
             batch: 20,
             warmup: 500,
             body_len: 64,
+            only: Vec::new(),
         }
     }
 
@@ -48,6 +58,7 @@ impl Options {
             batch: 3,
             warmup: 2,
             body_len: 64,
+            only: Vec::new(),
         }
     }
 }
@@ -81,20 +92,52 @@ pub const OURS: &str = "reqwest-timeout";
 /// Name of reqwest-retry's client in the report.
 pub const RETRY_CRATE: &str = "reqwest-retry";
 
+/// The timeout of the rows that add timers; as long as this crate's
+/// default attempt timeout, and never reached.
+const TIMER: Duration = Duration::from_secs(30);
+
 enum Subject {
     Plain(reqwest::Client),
     Chain(ClientWithMiddleware),
+    /// The chain with reqwest's `RequestBuilder::timeout`.
+    ChainReqwestTimeout(ClientWithMiddleware),
+    /// The chain, send and body read, inside `tokio::time::timeout`.
+    ChainTokioTimeout(ClientWithMiddleware),
+    /// The chain with reqwest's timeout, its send inside
+    /// `tokio::time::timeout`, as this crate arms them.
+    ChainTwoTimers(ClientWithMiddleware),
 }
 
 impl Subject {
     async fn get(&self, url: &str) -> Result<usize, String> {
-        let response = match self {
-            Subject::Plain(client) => client.get(url).send().await.map_err(|e| e.to_string())?,
-            Subject::Chain(client) => client.get(url).send().await.map_err(|e| e.to_string())?,
-        };
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        Ok(body.len())
+        match self {
+            Subject::Plain(client) => read(client.get(url).send().await).await,
+            Subject::Chain(client) => read(client.get(url).send().await).await,
+            Subject::ChainReqwestTimeout(client) => {
+                read(client.get(url).timeout(TIMER).send().await).await
+            }
+            Subject::ChainTokioTimeout(client) => {
+                let get = async { read(client.get(url).send().await).await };
+                tokio::time::timeout(TIMER, get)
+                    .await
+                    .map_err(|elapsed| elapsed.to_string())?
+            }
+            Subject::ChainTwoTimers(client) => {
+                let send = client.get(url).timeout(TIMER).send();
+                let sent = tokio::time::timeout(TIMER, send)
+                    .await
+                    .map_err(|elapsed| elapsed.to_string())?;
+                read(sent).await
+            }
+        }
     }
+}
+
+/// Reads the whole body of a sent request. Returns its length.
+async fn read<E: fmt::Display>(sent: Result<reqwest::Response, E>) -> Result<usize, String> {
+    let response = sent.map_err(|error| error.to_string())?;
+    let body = response.bytes().await.map_err(|error| error.to_string())?;
+    Ok(body.len())
 }
 
 /// Runs the scenario on a single-threaded runtime and returns its report.
@@ -122,7 +165,7 @@ pub fn run(options: &Options) -> Report {
 
 async fn measure(url: &str, options: &Options) -> (Vec<ClientResult>, usize) {
     let client = reqwest_client();
-    let subjects = [
+    let mut subjects = vec![
         ("reqwest alone", Subject::Plain(client.clone())),
         (BARE, Subject::Chain(bare(&client))),
         (OURS, Subject::Chain(with_default_timeouts(&client))),
@@ -130,8 +173,26 @@ async fn measure(url: &str, options: &Options) -> (Vec<ClientResult>, usize) {
             RETRY_CRATE,
             Subject::Chain(with_default_retry_crate(&client)),
         ),
+        (
+            "bare + reqwest timeout",
+            Subject::ChainReqwestTimeout(bare(&client)),
+        ),
+        (
+            "bare + tokio timeout",
+            Subject::ChainTokioTimeout(bare(&client)),
+        ),
+        (
+            "bare + reqwest & tokio timeouts",
+            Subject::ChainTwoTimers(bare(&client)),
+        ),
     ];
-    let bare_index = 1;
+    subjects.retain(|(name, _subject)| {
+        *name == BARE || options.only.is_empty() || options.only.iter().any(|only| only == name)
+    });
+    let bare_index = subjects
+        .iter()
+        .position(|(name, _subject)| *name == BARE)
+        .expect("the bare chain is always kept");
     let mut failures = 0;
 
     for (_name, subject) in &subjects {
