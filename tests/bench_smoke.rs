@@ -42,7 +42,7 @@ fn timers_smoke_run() {
 
     let report = timers::run(&options);
 
-    assert_eq!(report.results.len(), 3, "{report}");
+    assert_eq!(report.results.len(), 4, "{report}");
     for result in &report.results {
         assert_eq!(result.lateness_ms.count, options.concurrency[0], "{report}");
     }

@@ -2,9 +2,11 @@
 //! the response headers, each with a 300 ms limit and no retry.
 //!
 //! For each call the lateness is the time from its start until its error
-//! returned, minus the limit. Three variants run one after the other on the
+//! returned, minus the limit. The variants run one after the other on the
 //! same runtime: a bare `tokio::time::sleep` of the limit (the runtime's own
-//! timer floor), reqwest's per-request timeout on the bare chain, and this
+//! timer floor), reqwest's per-request timeout on the bare chain, that
+//! timeout inside a `tokio::time::timeout` of the same length (the two
+//! timers this crate arms per attempt, without its other work), and this
 //! crate's attempt timeout.
 
 use std::fmt;
@@ -15,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::clients::{bare, reqwest_client, with_timeouts};
 use super::servers::{Behavior, Log, LoopbackServer};
-use super::stats::{ms, signed_ms, Summary};
+use super::stats::{median, ms, signed_ms, Summary};
 use super::system::{fd_limit, load_average, raise_fd_limit, Machine};
 
 /// Sizes of one run.
@@ -27,6 +29,16 @@ pub struct Options {
     pub timeout: Duration,
     /// Pause between variants, so that the previous one's sockets close.
     pub settle: Duration,
+    /// Repetitions of the whole set; the summary takes medians over them.
+    pub runs: usize,
+    /// Window over which the calls start, spread evenly; zero starts them
+    /// all at once. A window shorter than the limit lets every connect
+    /// finish before the first timer fires, which separates the timers'
+    /// precision from the cost of opening thousands of connections.
+    pub ramp: Duration,
+    /// Names of the variants to run; empty runs all. Running one variant
+    /// alone helps to profile it.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -36,6 +48,9 @@ impl Options {
             concurrency: vec![1_000, 5_000],
             timeout: Duration::from_millis(300),
             settle: Duration::from_millis(500),
+            runs: 5,
+            ramp: Duration::ZERO,
+            only: Vec::new(),
         }
     }
 
@@ -45,6 +60,9 @@ impl Options {
             concurrency: vec![20],
             timeout: Duration::from_millis(100),
             settle: Duration::from_millis(20),
+            runs: 1,
+            ramp: Duration::ZERO,
+            only: Vec::new(),
         }
     }
 }
@@ -56,17 +74,26 @@ pub enum Variant {
     Sleep,
     /// The bare chain with reqwest's `RequestBuilder::timeout`.
     ReqwestTimeout,
+    /// [`Variant::ReqwestTimeout`] inside a `tokio::time::timeout` of the
+    /// same length.
+    TwoTimers,
     /// This crate's attempt timeout, no retries.
     Middleware,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::Sleep, Variant::ReqwestTimeout, Variant::Middleware];
+    const ALL: [Variant; 4] = [
+        Variant::Sleep,
+        Variant::ReqwestTimeout,
+        Variant::TwoTimers,
+        Variant::Middleware,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Variant::Sleep => "tokio sleep",
             Variant::ReqwestTimeout => "reqwest timeout",
+            Variant::TwoTimers => "reqwest + tokio timeouts",
             Variant::Middleware => "reqwest-timeout",
         }
     }
@@ -75,6 +102,8 @@ impl Variant {
 /// One variant at one concurrency.
 #[derive(Debug, Clone)]
 pub struct VariantResult {
+    /// The repetition, from 0.
+    pub run: usize,
     pub variant: Variant,
     pub concurrency: usize,
     /// Lateness of each call in milliseconds: time to the error minus the
@@ -123,9 +152,16 @@ pub fn run(options: &Options) -> Report {
             continue;
         }
         let server = LoopbackServer::start(Behavior::StallHeaders, Log::Counts);
-        for variant in Variant::ALL {
-            let result = runtime.block_on(measure(variant, concurrency, &server, options));
-            results.push(result);
+        for run in 0..options.runs {
+            for variant in Variant::ALL {
+                let name = variant.name();
+                if !options.only.is_empty() && !options.only.iter().any(|only| only == name) {
+                    continue;
+                }
+                let mut result = runtime.block_on(measure(variant, concurrency, &server, options));
+                result.run = run;
+                results.push(result);
+            }
         }
     }
     Report {
@@ -141,6 +177,14 @@ pub fn run(options: &Options) -> Report {
 enum Ending {
     TimedOut,
     Other(String),
+}
+
+fn reqwest_ending(sent: reqwest_middleware::Result<reqwest::Response>) -> Ending {
+    match sent {
+        Ok(response) => Ending::Other(format!("status {}", response.status())),
+        Err(error) if error.is_timeout() => Ending::TimedOut,
+        Err(error) => Ending::Other(error.to_string()),
+    }
 }
 
 async fn measure(
@@ -161,25 +205,35 @@ async fn measure(
     );
     let url = server.url("/");
     let limit = options.timeout;
+    let ramp_step = options.ramp / concurrency.max(1) as u32;
 
     let first_start = Instant::now();
     let mut calls = JoinSet::new();
-    for _ in 0..concurrency {
+    for index in 0..concurrency {
+        let delay = ramp_step * index as u32;
         let bare = bare.clone();
         let ours = ours.clone();
         let url = url.clone();
         calls.spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let started = Instant::now();
             let ending = match variant {
                 Variant::Sleep => {
                     tokio::time::sleep(limit).await;
                     Ending::TimedOut
                 }
-                Variant::ReqwestTimeout => match bare.get(&url).timeout(limit).send().await {
-                    Ok(response) => Ending::Other(format!("status {}", response.status())),
-                    Err(error) if error.is_timeout() => Ending::TimedOut,
-                    Err(error) => Ending::Other(error.to_string()),
-                },
+                Variant::ReqwestTimeout => {
+                    reqwest_ending(bare.get(&url).timeout(limit).send().await)
+                }
+                Variant::TwoTimers => {
+                    let send = bare.get(&url).timeout(limit).send();
+                    match tokio::time::timeout(limit, send).await {
+                        Ok(sent) => reqwest_ending(sent),
+                        Err(_elapsed) => Ending::TimedOut,
+                    }
+                }
                 Variant::Middleware => match ours.get(&url).send().await {
                     Ok(response) => Ending::Other(format!("status {}", response.status())),
                     Err(error) => match reqwest_timeout::Error::find(&error) {
@@ -218,6 +272,7 @@ async fn measure(
     tokio::time::sleep(options.settle).await;
 
     VariantResult {
+        run: 0,
         variant,
         concurrency,
         lateness_ms: Summary::of(&mut lateness),
@@ -229,24 +284,67 @@ async fn measure(
     }
 }
 
+impl Report {
+    /// Returns the medians over the runs of the p50 and p99 lateness, and
+    /// the largest lateness of any run, for one variant at one concurrency.
+    pub fn summary(&self, variant: Variant, concurrency: usize) -> Option<[f64; 3]> {
+        let runs: Vec<&VariantResult> = self
+            .results
+            .iter()
+            .filter(|result| result.variant == variant && result.concurrency == concurrency)
+            .collect();
+        if runs.is_empty() {
+            return None;
+        }
+        let mut p50: Vec<f64> = runs.iter().map(|result| result.lateness_ms.p50).collect();
+        let mut p99: Vec<f64> = runs.iter().map(|result| result.lateness_ms.p99).collect();
+        let max = runs
+            .iter()
+            .map(|result| result.lateness_ms.max)
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some([median(&mut p50), median(&mut p99), max])
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options = &self.options;
         writeln!(f, "{}", self.machine)?;
         writeln!(
             f,
-            "timer precision: limit {} ms, no retries, load after {}",
-            ms(self.options.timeout),
+            "timer precision: limit {} ms, no retries, starts spread over {} ms, {} run(s), load after {}",
+            ms(options.timeout),
+            ms(options.ramp),
+            options.runs,
             self.load_after
         )?;
         writeln!(
             f,
-            "| calls | variant | lateness p50 ms | p99 ms | max ms | timed out | other | reached server | wall s |"
+            "| calls | variant | median of p50 ms | median of p99 ms | max ms |"
         )?;
-        writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        for &concurrency in &options.concurrency {
+            for variant in Variant::ALL {
+                if let Some([p50, p99, max]) = self.summary(variant, concurrency) {
+                    writeln!(
+                        f,
+                        "| {concurrency} | {} | {p50:.2} | {p99:.2} | {max:.2} |",
+                        variant.name()
+                    )?;
+                }
+            }
+        }
+        writeln!(f, "each run:")?;
+        writeln!(
+            f,
+            "| run | calls | variant | lateness p50 ms | p99 ms | max ms | timed out | other | reached server | wall s |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|")?;
         for result in &self.results {
             writeln!(
                 f,
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.2} |",
+                result.run + 1,
                 result.concurrency,
                 result.variant.name(),
                 result.lateness_ms.p50,
@@ -262,7 +360,8 @@ impl fmt::Display for Report {
             if let Some(example) = &result.other_example {
                 writeln!(
                     f,
-                    "{} at {}: {} calls ended otherwise, e.g. {example}",
+                    "run {}, {} at {}: {} calls ended otherwise, e.g. {example}",
+                    result.run + 1,
                     result.variant.name(),
                     result.concurrency,
                     result.other
