@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release --example memory -- [--preset full|smoke] \
-//!     [--in-flight 1000] [--rounds 5] [--calls 100000] [--time-limit-s 300]
+//!     [--in-flight 1000] [--rounds 5] [--counted-gets 10000] [--calls 100000] \
+//!     [--time-limit-s 300]
 //! ```
 //!
 //! It installs a counting global allocator, so its timings are not
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             eprintln!(
                 "usage: cargo run --release --example memory -- [--preset full|smoke] \
-                 [--in-flight N] [--rounds N] [--calls N] [--time-limit-s S]"
+                 [--in-flight N] [--rounds N] [--counted-gets N] [--calls N] [--time-limit-s S]"
             );
             ExitCode::from(2)
         }
@@ -57,6 +58,7 @@ fn options(arguments: impl IntoIterator<Item = String>) -> Result<memory::Option
     let options = memory::Options {
         in_flight: args.take("in-flight", preset.in_flight)?,
         rounds: args.take("rounds", preset.rounds)?,
+        counted_gets: args.take("counted-gets", preset.counted_gets)?,
         calls: args.take("calls", preset.calls)?,
         time_limit: Duration::from_secs(args.take("time-limit-s", preset.time_limit.as_secs())?),
     };

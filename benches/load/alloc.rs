@@ -1,14 +1,40 @@
-//! A global allocator that counts the bytes currently allocated, for the
-//! memory scenario.
+//! A global allocator that counts live bytes in the whole process, and the
+//! allocations and the largest allocation made by threads that opt in with
+//! [`track_this_thread`], for the memory scenario.
 //!
 //! A binary opts in with
 //! `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`.
 //! Without that, [`live_bytes`] stays at zero.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // A const initializer and no destructor, so reading it from inside the
+    // allocator never allocates and never fails.
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count_allocation(size: usize) {
+    LIVE_BYTES.fetch_add(size as isize, Ordering::Relaxed);
+    if TRACKED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(size, Ordering::Relaxed);
+        LARGEST.fetch_max(size, Ordering::Relaxed);
+    }
+}
+
+/// Counts the allocations of the calling thread in [`totals`] and
+/// [`take_largest_allocation`] from now on.
+pub fn track_this_thread() {
+    TRACKED.with(|tracked| tracked.set(true));
+}
 
 /// The system allocator, plus a count of live bytes.
 #[derive(Debug)]
@@ -22,7 +48,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded as is; see the impl's comment.
         let pointer = unsafe { System.alloc(layout) };
         if !pointer.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            count_allocation(layout.size());
         }
         pointer
     }
@@ -31,7 +57,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded as is; see the impl's comment.
         let pointer = unsafe { System.alloc_zeroed(layout) };
         if !pointer.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            count_allocation(layout.size());
         }
         pointer
     }
@@ -46,10 +72,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded as is; see the impl's comment.
         let moved = unsafe { System.realloc(pointer, layout, new_size) };
         if !moved.is_null() {
-            LIVE_BYTES.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
+            // Counted as a free of the old size and an allocation of the new
+            // one, which is what a reallocation costs at worst.
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            count_allocation(new_size);
         }
         moved
     }
@@ -59,4 +85,27 @@ unsafe impl GlobalAlloc for CountingAllocator {
 /// when [`CountingAllocator`] is not the global allocator.
 pub fn live_bytes() -> isize {
     LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Totals of the tracked threads: allocations, reallocations included, and
+/// the bytes they requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub allocations: usize,
+    pub bytes: usize,
+}
+
+/// Returns the totals so far; the difference of two readings counts one
+/// stretch of work.
+pub fn totals() -> Totals {
+    Totals {
+        allocations: ALLOCATIONS.load(Ordering::Relaxed),
+        bytes: ALLOCATED_BYTES.load(Ordering::Relaxed),
+    }
+}
+
+/// Returns the largest single allocation since the last call, and starts
+/// the next stretch at zero.
+pub fn take_largest_allocation() -> usize {
+    LARGEST.swap(0, Ordering::Relaxed)
 }

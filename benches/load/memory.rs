@@ -1,6 +1,6 @@
 //! Memory: the heap that each in-flight stalled request holds, with and
-//! without the middleware, and whether the process grows over many
-//! sequential calls.
+//! without the middleware, the allocations of one successful GET, and
+//! whether the process grows over many sequential calls.
 //!
 //! Live heap bytes come from [`CountingAllocator`](super::alloc::CountingAllocator),
 //! which the binary must install as its global allocator. Without it they
@@ -16,8 +16,10 @@ use reqwest_middleware::ClientWithMiddleware;
 use reqwest_timeout::{RequestOverrides, TimeoutMiddleware};
 use tokio::task::JoinSet;
 
-use super::alloc::live_bytes;
-use super::clients::{bare, reqwest_client, with_default_timeouts, with_timeouts};
+use super::alloc::{live_bytes, take_largest_allocation, totals, track_this_thread};
+use super::clients::{
+    bare, reqwest_client, with_default_retry_crate, with_default_timeouts, with_timeouts,
+};
 use super::servers::{refused_addr, Behavior, Log, LoopbackServer};
 use super::stats::median;
 use super::system::{human_bytes, load_average, raise_fd_limit, rss_bytes, Machine};
@@ -29,6 +31,8 @@ pub struct Options {
     pub in_flight: usize,
     /// Measurements per client; the clients alternate.
     pub rounds: usize,
+    /// Sequential GETs per client whose allocations are counted.
+    pub counted_gets: usize,
     /// Sequential calls of the growth check.
     pub calls: usize,
     /// The growth check stops early once this much time has passed.
@@ -42,6 +46,7 @@ impl Options {
         Options {
             in_flight: 1_000,
             rounds: 5,
+            counted_gets: 10_000,
             calls: 100_000,
             time_limit: Duration::from_secs(300),
         }
@@ -52,6 +57,7 @@ impl Options {
         Options {
             in_flight: 10,
             rounds: 1,
+            counted_gets: 10,
             calls: 300,
             time_limit: Duration::from_secs(5),
         }
@@ -93,6 +99,17 @@ pub struct InFlightResult {
     pub incomplete_rounds: usize,
 }
 
+/// The allocations of one successful keep-alive GET on the client's
+/// thread, averaged over many.
+#[derive(Debug, Clone)]
+pub struct PerGet {
+    pub client: &'static str,
+    pub allocations: f64,
+    pub bytes: f64,
+    /// The largest single allocation seen during the GETs.
+    pub largest: usize,
+}
+
 /// The process after a number of sequential calls.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint {
@@ -110,6 +127,7 @@ pub struct Report {
     pub options: Options,
     pub allocator_counts: bool,
     pub in_flight: Vec<InFlightResult>,
+    pub per_get: Vec<PerGet>,
     pub checkpoints: Vec<Checkpoint>,
     /// Sequential calls that failed other than as planned.
     pub unexpected: usize,
@@ -138,6 +156,7 @@ pub fn run(options: &Options) -> Report {
         .build()
         .expect("failed to build the client runtime");
     let in_flight = runtime.block_on(measure_in_flight(options));
+    let per_get = runtime.block_on(count_allocations(options));
     let (checkpoints, unexpected) = runtime.block_on(measure_growth(options));
     Report {
         machine,
@@ -145,9 +164,50 @@ pub fn run(options: &Options) -> Report {
         options: options.clone(),
         allocator_counts: live_bytes() != 0,
         in_flight,
+        per_get,
         checkpoints,
         unexpected,
     }
+}
+
+/// Counts the allocations of sequential GETs through each client. The
+/// runtime is single-threaded, so the client's work, the connection task
+/// included, runs on this thread, and the server runs on another.
+async fn count_allocations(options: &Options) -> Vec<PerGet> {
+    let server = LoopbackServer::start(
+        Behavior::Fixed {
+            body: Bytes::from_static(b"ok"),
+        },
+        Log::Counts,
+    );
+    let url = server.url("/");
+    let client = reqwest_client();
+    let clients = [
+        ("bare chain", bare(&client)),
+        ("reqwest-timeout", with_default_timeouts(&client)),
+        ("reqwest-retry", with_default_retry_crate(&client)),
+    ];
+    track_this_thread();
+    let mut results = Vec::new();
+    for (name, chain) in clients {
+        for _ in 0..10 {
+            status_call(&chain, &url, 200).await;
+        }
+        take_largest_allocation();
+        let before = totals();
+        for _ in 0..options.counted_gets {
+            status_call(&chain, &url, 200).await;
+        }
+        let after = totals();
+        let gets = options.counted_gets.max(1) as f64;
+        results.push(PerGet {
+            client: name,
+            allocations: (after.allocations - before.allocations) as f64 / gets,
+            bytes: (after.bytes - before.bytes) as f64 / gets,
+            largest: take_largest_allocation(),
+        });
+    }
+    results
 }
 
 async fn measure_in_flight(options: &Options) -> Vec<InFlightResult> {
@@ -326,6 +386,23 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "extra live heap per stalled request with the middleware: {extra:.0} B"
+            )?;
+        }
+        writeln!(
+            f,
+            "allocations per successful keep-alive GET, client thread only, {} GETs each:",
+            options.counted_gets
+        )?;
+        writeln!(
+            f,
+            "| client | allocations | bytes allocated | largest allocation |"
+        )?;
+        writeln!(f, "|---|---|---|---|")?;
+        for get in &self.per_get {
+            writeln!(
+                f,
+                "| {} | {:.1} | {:.0} B | {} B |",
+                get.client, get.allocations, get.bytes, get.largest
             )?;
         }
         writeln!(
