@@ -20,33 +20,17 @@ mod load;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::Extensions;
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_timeout::TimeoutMiddleware;
 
-use load::clients::{bare, reqwest_client, with_default_retry_crate, with_default_timeouts};
+use load::clients::{
+    bare, reqwest_client, with_default_retry_crate, with_default_timeouts, Canned,
+};
 use load::servers::{Behavior, Log, LoopbackServer};
-
-/// Ends the chain with a `200 OK` and body `ok`, so no request reaches the
-/// network.
-struct Canned;
-
-#[async_trait]
-impl Middleware for Canned {
-    async fn handle(
-        &self,
-        _request: reqwest::Request,
-        _extensions: &mut Extensions,
-        _next: Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        Ok(reqwest::Response::from(http::Response::new("ok")))
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -15,10 +15,17 @@ static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+/// Sizes of the allocations a tracked thread made while recording; a fixed
+/// array, because the allocator must not allocate.
+static RECORDED: [AtomicUsize; RECORD_CAPACITY] = [const { AtomicUsize::new(0) }; RECORD_CAPACITY];
+static RECORDED_LEN: AtomicUsize = AtomicUsize::new(0);
+const RECORD_CAPACITY: usize = 256;
+
 thread_local! {
     // A const initializer and no destructor, so reading it from inside the
     // allocator never allocates and never fails.
     static TRACKED: Cell<bool> = const { Cell::new(false) };
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn count_allocation(size: usize) {
@@ -28,6 +35,29 @@ fn count_allocation(size: usize) {
         ALLOCATED_BYTES.fetch_add(size, Ordering::Relaxed);
         LARGEST.fetch_max(size, Ordering::Relaxed);
     }
+    if RECORDING.try_with(Cell::get).unwrap_or(false) {
+        let index = RECORDED_LEN.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = RECORDED.get(index) {
+            slot.store(size, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records the size of each allocation the calling thread makes until
+/// [`stop_recording`], forgetting any earlier record.
+pub fn start_recording() {
+    RECORDED_LEN.store(0, Ordering::Relaxed);
+    RECORDING.with(|recording| recording.set(true));
+}
+
+/// Stops recording and returns the sizes, in order; at most the first 256.
+pub fn stop_recording() -> Vec<usize> {
+    RECORDING.with(|recording| recording.set(false));
+    let len = RECORDED_LEN.load(Ordering::Relaxed).min(RECORD_CAPACITY);
+    RECORDED[..len]
+        .iter()
+        .map(|slot| slot.load(Ordering::Relaxed))
+        .collect()
 }
 
 /// Counts the allocations of the calling thread in [`totals`] and

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use async_trait::async_trait;
+use http::Extensions;
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_timeout::{TimeoutMiddleware, TimeoutMiddlewareBuilder};
@@ -69,6 +71,23 @@ pub fn with_default_retry_crate(client: &reqwest::Client) -> ClientWithMiddlewar
     ClientBuilder::new(client.clone())
         .with(RetryTransientMiddleware::new_with_policy(policy))
         .build()
+}
+
+/// Ends a chain with a `200 OK` and body `ok`, so no request reaches the
+/// network.
+#[derive(Debug)]
+pub struct Canned;
+
+#[async_trait]
+impl Middleware for Canned {
+    async fn handle(
+        &self,
+        _request: reqwest::Request,
+        _extensions: &mut Extensions,
+        _next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        Ok(reqwest::Response::from(http::Response::new("ok")))
+    }
 }
 
 /// Sends a GET and reads the whole body. Returns the status and the body

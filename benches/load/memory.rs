@@ -16,9 +16,11 @@ use reqwest_middleware::ClientWithMiddleware;
 use reqwest_timeout::{RequestOverrides, TimeoutMiddleware};
 use tokio::task::JoinSet;
 
-use super::alloc::{live_bytes, take_largest_allocation, totals, track_this_thread};
+use super::alloc::{
+    live_bytes, start_recording, stop_recording, take_largest_allocation, totals, track_this_thread,
+};
 use super::clients::{
-    bare, reqwest_client, with_default_retry_crate, with_default_timeouts, with_timeouts,
+    bare, reqwest_client, with_default_retry_crate, with_default_timeouts, with_timeouts, Canned,
 };
 use super::servers::{refused_addr, Behavior, Log, LoopbackServer};
 use super::stats::median;
@@ -128,6 +130,9 @@ pub struct Report {
     pub allocator_counts: bool,
     pub in_flight: Vec<InFlightResult>,
     pub per_get: Vec<PerGet>,
+    /// The size of each allocation of one call through a chain that ends
+    /// in a canned response, so no connection code runs; per chain.
+    pub canned_call_allocations: Vec<(&'static str, Vec<usize>)>,
     pub checkpoints: Vec<Checkpoint>,
     /// Sequential calls that failed other than as planned.
     pub unexpected: usize,
@@ -157,6 +162,7 @@ pub fn run(options: &Options) -> Report {
         .expect("failed to build the client runtime");
     let in_flight = runtime.block_on(measure_in_flight(options));
     let per_get = runtime.block_on(count_allocations(options));
+    let canned_call_allocations = runtime.block_on(record_canned_call());
     let (checkpoints, unexpected) = runtime.block_on(measure_growth(options));
     Report {
         machine,
@@ -165,9 +171,47 @@ pub fn run(options: &Options) -> Report {
         allocator_counts: live_bytes() != 0,
         in_flight,
         per_get,
+        canned_call_allocations,
         checkpoints,
         unexpected,
     }
+}
+
+/// Records the allocation sizes of one call through each chain ended by
+/// [`Canned`], after a few warm-up calls.
+async fn record_canned_call() -> Vec<(&'static str, Vec<usize>)> {
+    let client = reqwest_client();
+    let timeouts = TimeoutMiddleware::builder()
+        .build()
+        .expect("the default settings are valid");
+    let chains = [
+        (
+            "canned",
+            reqwest_middleware::ClientBuilder::new(client.clone())
+                .with(Canned)
+                .build(),
+        ),
+        (
+            "reqwest-timeout + canned",
+            reqwest_middleware::ClientBuilder::new(client.clone())
+                .with(timeouts)
+                .with(Canned)
+                .build(),
+        ),
+    ];
+    // The canned chain never connects, so the port needs no listener.
+    let url = "http://127.0.0.1:9/";
+    let mut recorded = Vec::new();
+    for (name, chain) in chains {
+        for _ in 0..3 {
+            let _ = chain.get(url).send().await;
+        }
+        start_recording();
+        let response = chain.get(url).send().await;
+        drop(response);
+        recorded.push((name, stop_recording()));
+    }
+    recorded
 }
 
 /// Counts the allocations of sequential GETs through each client. The
@@ -403,6 +447,14 @@ impl fmt::Display for Report {
                 f,
                 "| {} | {:.1} | {:.0} B | {} B |",
                 get.client, get.allocations, get.bytes, get.largest
+            )?;
+        }
+        for (chain, sizes) in &self.canned_call_allocations {
+            writeln!(
+                f,
+                "allocations of one call through {chain}: {} totalling {} B, sizes {sizes:?}",
+                sizes.len(),
+                sizes.iter().sum::<usize>()
             )?;
         }
         writeln!(
