@@ -22,8 +22,9 @@ static RECORDED_LEN: AtomicUsize = AtomicUsize::new(0);
 const RECORD_CAPACITY: usize = 256;
 
 thread_local! {
-    // A const initializer and no destructor, so reading it from inside the
-    // allocator never allocates and never fails.
+    // A const initializer and a type without a destructor, so reading them
+    // from inside the allocator needs no lazy set-up. `try_with` covers a
+    // thread that is being torn down.
     static TRACKED: Cell<bool> = const { Cell::new(false) };
     static RECORDING: Cell<bool> = const { Cell::new(false) };
 }

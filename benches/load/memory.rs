@@ -426,12 +426,14 @@ impl fmt::Display for Report {
                 result.incomplete_rounds
             )?;
         }
+
         if let Some(extra) = self.extra_heap_per_request() {
             writeln!(
                 f,
                 "extra live heap per stalled request with the middleware: {extra:.0} B"
             )?;
         }
+
         writeln!(
             f,
             "allocations per successful keep-alive GET, client thread only, {} GETs each:",
@@ -449,6 +451,7 @@ impl fmt::Display for Report {
                 get.client, get.allocations, get.bytes, get.largest
             )?;
         }
+
         for (chain, sizes) in &self.canned_call_allocations {
             writeln!(
                 f,
@@ -457,6 +460,7 @@ impl fmt::Display for Report {
                 sizes.iter().sum::<usize>()
             )?;
         }
+
         writeln!(
             f,
             "growth over sequential calls (89% 200, 10% 503 Retry-After: 0, 1% refused), {} ended otherwise:",
@@ -476,6 +480,7 @@ impl fmt::Display for Report {
                 human_bytes(checkpoint.heap as f64)
             )?;
         }
+
         if let (Some(first), Some(last)) = (self.checkpoints.first(), self.checkpoints.last()) {
             let rss_growth = last.rss.unwrap_or(0) as f64 - first.rss.unwrap_or(0) as f64;
             writeln!(

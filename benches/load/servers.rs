@@ -33,7 +33,7 @@ const BACKLOG: u32 = 8192;
 /// Upper bound on a request head read by the raw TCP servers.
 const MAX_HEAD_LEN: usize = 16 * 1024;
 
-/// What a server does with each request.
+/// The response, or the lack of one, that a server gives each request.
 #[derive(Debug, Clone)]
 pub enum Behavior {
     /// Responds `200 OK` with `body`, keeping connections alive (hyper).
@@ -207,7 +207,7 @@ impl LoopbackServer {
         wait_until(limit, || self.requests() >= count).await
     }
 
-    /// Waits until the server holds no open connection, or `limit` passed.
+    /// Waits until the server has no open connection, or `limit` passed.
     /// Returns whether all closed.
     pub async fn wait_for_no_connections(&self, limit: Duration) -> bool {
         wait_until(limit, || self.open_connections() == 0).await

@@ -2,12 +2,13 @@
 //! the response headers, each with a 300 ms limit and no retry.
 //!
 //! For each call the lateness is the time from its start until its error
-//! returned, minus the limit. The variants run one after the other on the
-//! same runtime: a bare `tokio::time::sleep` of the limit (the runtime's own
-//! timer floor), reqwest's per-request timeout on the bare chain, that
-//! timeout inside a `tokio::time::timeout` of the same length (the two
-//! timers this crate arms per attempt, without its other work), and this
-//! crate's attempt timeout.
+//! returned, minus the limit. Four variants run one after the other on the
+//! same runtime. A bare `tokio::time::sleep` of the limit shows the
+//! runtime's own timer floor. reqwest's per-request timeout on the bare
+//! chain is the second. The third puts that timeout inside a
+//! `tokio::time::timeout` of the same length, the two timers this crate arms
+//! per attempt without its other work. The last is this crate's attempt
+//! timeout.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -334,6 +335,7 @@ impl fmt::Display for Report {
                 }
             }
         }
+
         writeln!(f, "each run:")?;
         writeln!(
             f,
@@ -356,6 +358,7 @@ impl fmt::Display for Report {
                 result.wall.as_secs_f64()
             )?;
         }
+
         for result in &self.results {
             if let Some(example) = &result.other_example {
                 writeln!(
