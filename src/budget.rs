@@ -10,21 +10,22 @@ use crate::host_table::HostTable;
 const DEFAULT_RATIO: f64 = 0.2;
 const DEFAULT_MIN_PER_SECOND: u32 = 10;
 
-/// The budget holds at most this many seconds of the floor, and at least
-/// this many retries.
+/// The share earned by calls is capped at this many seconds of the floor,
+/// and at least this many retries.
 const CAPACITY_SECONDS: f64 = 10.0;
 
 /// Limits retries to a share of the calls to each host and port, so that
 /// during an outage the retries of many calls do not multiply the load.
 ///
-/// Each call adds `ratio` of a retry to its host's budget, and the budget
-/// also refills by `min_per_second` retries each second, so that a host with
-/// few calls can still retry. Each retry spends one. A retry that finds the
-/// budget empty is not made, and the call ends with
-/// [`StopReason::Budget`](crate::StopReason::Budget). The budget of a host
-/// starts with one second of the floor and holds at most ten seconds of it,
-/// or ten retries, whichever is more. All clones of a middleware share one
-/// budget per host and port.
+/// Each call adds `ratio` of a retry to its host's budget, and each retry
+/// spends one, so that retries add at most that share to the calls. So that
+/// a host with few calls can still retry, the budget allows at least
+/// `min_per_second` retries each second: the floor is a minimum, not an
+/// addition to the share. A retry that finds the budget empty is not made,
+/// and the call ends with
+/// [`StopReason::Budget`](crate::StopReason::Budget). The share saved up by
+/// calls is capped at ten seconds of the floor, or ten retries, whichever is
+/// more. All clones of a middleware share one budget per host and port.
 ///
 /// # Default
 ///
@@ -45,7 +46,7 @@ impl Default for RetryBudget {
 
 impl RetryBudget {
     /// Returns a budget that allows `ratio` retries per call, such as 0.2,
-    /// plus `min_per_second` retries each second.
+    /// or at least `min_per_second` retries each second, whichever is more.
     ///
     /// [`TimeoutMiddlewareBuilder::build`](crate::TimeoutMiddlewareBuilder::build)
     /// rejects a ratio that is negative, above 10 or not a number.
@@ -100,10 +101,17 @@ pub(crate) struct Budgets {
     hosts: HostTable<Bucket>,
 }
 
+/// The retries a host may still make.
 #[derive(Debug, Default)]
 struct Bucket {
-    /// `None` until the first call, when the bucket gets its starting tokens.
-    state: Option<(f64, Instant)>,
+    /// Retries earned by calls, at `ratio` per call.
+    earned: f64,
+    /// Retries of the floor, accrued at `min_per_second` and held for at
+    /// most one second. Each call's share of a retry first pays off this
+    /// part, so the floor is a minimum, not an addition to the share.
+    floor: f64,
+    /// `None` until the first call, when the floor starts with one second.
+    updated: Option<Instant>,
 }
 
 impl Budgets {
@@ -121,8 +129,9 @@ impl Budgets {
         }
         let config = self.config;
         self.hosts.update(host, port, |bucket| {
-            let tokens = bucket.refill(&config, now);
-            bucket.state = Some(((tokens + config.ratio).min(config.capacity()), now));
+            bucket.accrue_floor(&config, now);
+            bucket.earned = (bucket.earned + config.ratio).min(config.capacity());
+            bucket.floor = (bucket.floor - config.ratio).max(0.0);
         });
     }
 
@@ -135,28 +144,32 @@ impl Budgets {
         let config = self.config;
         self.hosts
             .update(host, port, |bucket| {
-                let tokens = bucket.refill(&config, now);
-                let allowed = tokens >= 1.0;
-                let left = if allowed { tokens - 1.0 } else { tokens };
-                bucket.state = Some((left, now));
-                allowed
+                bucket.accrue_floor(&config, now);
+                if bucket.earned + bucket.floor < 1.0 {
+                    return false;
+                }
+                let from_earned = bucket.earned.min(1.0);
+                bucket.earned -= from_earned;
+                bucket.floor -= 1.0 - from_earned;
+                true
             })
             .unwrap_or(true)
     }
 }
 
 impl Bucket {
-    /// Returns the tokens at `now`: the floor's refill since the last update,
-    /// capped, or one second of the floor for a new bucket.
-    fn refill(&self, config: &RetryBudget, now: Instant) -> f64 {
-        let floor = f64::from(config.min_per_second);
-        match self.state {
-            None => floor,
-            Some((tokens, updated)) => {
+    /// Adds the floor's retries since the last update, up to one second's
+    /// worth; a new bucket starts with one second's worth.
+    fn accrue_floor(&mut self, config: &RetryBudget, now: Instant) {
+        let per_second = f64::from(config.min_per_second);
+        self.floor = match self.updated {
+            None => per_second,
+            Some(updated) => {
                 let elapsed = now.saturating_duration_since(updated);
-                (tokens + floor * seconds(elapsed)).min(config.capacity())
+                (self.floor + per_second * seconds(elapsed)).min(per_second)
             }
-        }
+        };
+        self.updated = Some(now);
     }
 }
 
@@ -236,14 +249,56 @@ mod tests {
     }
 
     #[test]
-    fn floor_refill_is_capped() {
+    fn floor_holds_one_second() {
         let budgets = Budgets::new(RetryBudget::new(0.0, 10));
         let start = Instant::now();
         budgets.deposit(HOST, None, start);
 
         let much_later = start + Duration::from_secs(3_600);
 
-        assert_eq!(spend_all(&budgets, much_later), 100);
+        assert_eq!(spend_all(&budgets, much_later), 10);
+    }
+
+    #[test]
+    fn floor_is_minimum_not_addition() {
+        let budgets = Budgets::new(RetryBudget::new(0.2, 10));
+        let start = Instant::now();
+        let mut retries = 0;
+
+        // 1000 calls a second for 10 seconds, each wanting 3 retries.
+        for millisecond in 0..10_000u64 {
+            let now = start + Duration::from_millis(millisecond);
+            budgets.deposit(HOST, None, now);
+            for _ in 0..3 {
+                if budgets.try_withdraw(HOST, None, now) {
+                    retries += 1;
+                }
+            }
+        }
+
+        // The share alone allows 2000; the first second's floor adds at most 10.
+        assert!(retries <= 2_010, "{retries} retries for 10000 calls");
+        assert!(retries >= 1_990, "{retries} retries for 10000 calls");
+    }
+
+    #[test]
+    fn floor_allows_retries_of_rare_calls() {
+        let budgets = Budgets::new(RetryBudget::new(0.2, 10));
+        let start = Instant::now();
+        let mut retries = 0;
+
+        // One call a second for 10 seconds, each wanting 3 retries.
+        for second in 0..10u64 {
+            let now = start + Duration::from_secs(second);
+            budgets.deposit(HOST, None, now);
+            for _ in 0..3 {
+                if budgets.try_withdraw(HOST, None, now) {
+                    retries += 1;
+                }
+            }
+        }
+
+        assert_eq!(retries, 30);
     }
 
     #[test]

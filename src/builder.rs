@@ -37,7 +37,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`retry_non_idempotent`](Self::retry_non_idempotent) | off |
 /// | [`active_probe`](Self::active_probe) | off |
 /// | [`buffer_request_streams`](Self::buffer_request_streams) | 0 (off) |
-/// | [`retry_budget`](Self::retry_budget) | 20 % of calls plus 10 retries per second, per host |
+/// | [`retry_budget`](Self::retry_budget) | 20 % of the calls, or at least 10 retries per second, per host |
 /// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 /// | [`response_header_timeout`](Self::response_header_timeout) | off |
 /// | [`body_idle_timeout`](Self::body_idle_timeout) | off |
@@ -217,7 +217,7 @@ impl TimeoutMiddlewareBuilder {
     /// each host; [`RetryBudget::unlimited`] turns it off.
     ///
     /// Default is [`RetryBudget::default`]: retries add at most 20 % to the
-    /// calls, plus 10 retries per second.
+    /// calls, or at least 10 retries per second.
     pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
         self.retry_budget = budget;
         self
