@@ -180,7 +180,9 @@ impl Call<'_> {
                 Decision::Stop(stop) => {
                     self.history.push(record);
                     let mut failure = classified.failure;
-                    self.explain(&mut failure).await;
+                    // Boxed, because the probe's state would otherwise enlarge every
+                    // call's future, failed or not.
+                    Box::pin(self.explain(&mut failure)).await;
                     let elapsed = self.deadline.elapsed(Instant::now());
                     let error = Error::new(
                         self.method,

@@ -38,7 +38,9 @@ pub(crate) async fn deliver(
     let mut guard = GuardedBody::new(body, settings, expected_len, context, now);
 
     let body = if settings.buffer {
-        match buffer(&mut guard, settings.max_buffered_len, expected_len).await? {
+        // Boxed, so that the buffering state does not enlarge the future of
+        // every call that streams its body.
+        match Box::pin(buffer(&mut guard, settings.max_buffered_len, expected_len)).await? {
             Buffered::Complete(bytes) => {
                 parts.extensions.insert(BodyBuffering::Buffered {
                     len: bytes.len() as u64,
