@@ -8,7 +8,7 @@ use crate::diagnosis::Diagnosis;
 use crate::format::DisplayDuration;
 use crate::phase::Phase;
 
-/// What one attempt ended with.
+/// The outcome of one attempt.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -123,7 +123,7 @@ impl fmt::Display for AttemptRecord {
     }
 }
 
-/// Why the middleware made no further attempt.
+/// The reason the middleware made no further attempt.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {

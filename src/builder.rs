@@ -102,8 +102,8 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// The attempt timeout starts when the middleware hands an attempt to the
     /// rest of the chain and ends when the response body has been read to the
-    /// end, so it covers DNS, connect, TLS, sending the request, waiting for
-    /// the headers and reading the body. Near the total deadline an attempt
+    /// end. It covers DNS, connect, TLS, sending the request, waiting for the
+    /// headers and reading the body. Near the total deadline an attempt
     /// gets less: the time left. A request's own
     /// [`timeout`](reqwest::RequestBuilder::timeout), when shorter, wins.
     ///
@@ -171,7 +171,7 @@ impl TimeoutMiddlewareBuilder {
 
     /// Sets the longest `Retry-After` wait the middleware honours.
     ///
-    /// A `429` or `503` response whose `Retry-After` asks for a longer wait,
+    /// A `429` or `503` response whose `Retry-After` requests a longer wait,
     /// or for a wait past the total deadline, is returned to the caller at
     /// once instead of being retried.
     ///
@@ -195,8 +195,8 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
-    /// Sets the connect timeout of the wrapped `reqwest::Client`, and tells
-    /// the middleware that the client has it.
+    /// Sets the connect timeout of the wrapped `reqwest::Client`, and lets
+    /// the middleware count on the client having it.
     ///
     /// The connect timeout starts when the client begins to open a
     /// connection (DNS included) and ends when the connection, TLS included,
@@ -242,10 +242,10 @@ impl TimeoutMiddlewareBuilder {
 
     /// Turns the active probe on or off.
     ///
-    /// When a call fails while resolving the host, connecting or in the TLS
-    /// handshake, or when its error cannot rule out a stalled connect, the
-    /// probe resolves the request's host and tries a bare TCP connect to
-    /// each of its addresses on the request's port, sending nothing. The
+    /// The probe runs when a call fails while resolving the host, connecting
+    /// or in the TLS handshake, or when its error cannot rule out a stalled
+    /// connect. It resolves the request's host and tries a bare TCP connect
+    /// to each of its addresses on the request's port, sending nothing. The
     /// result, such as `127.0.0.1:8080 refused; [::1]:8080 timed out`, goes
     /// into the error. The probe runs within the time left before the total
     /// deadline, at most one attempt timeout, and only ever targets the
@@ -261,13 +261,13 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] when a duration is zero, when the retry
-    /// budget's ratio is not between 0 and 10, when the attempt timeout is
-    /// longer than the total timeout, when the connect timeout is not shorter
-    /// than the attempt timeout, or when the initial backoff is longer than
-    /// the maximum backoff. Also returns one when the response header or body
-    /// idle timeout is longer than the attempt timeout, or when another body
-    /// setting is invalid.
+    /// Returns a [`ConfigError`] when a duration is zero or the retry
+    /// budget's ratio is not between 0 and 10. It also returns one when the
+    /// attempt timeout is longer than the total timeout, the connect timeout
+    /// is not shorter than the attempt timeout, or the initial backoff is
+    /// longer than the maximum backoff. The response header and body idle
+    /// timeouts must not be longer than the attempt timeout, and the other
+    /// body settings must be valid.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;

@@ -39,7 +39,7 @@ pub(crate) struct Call<'c> {
     pub(crate) schedule: Schedule,
 }
 
-/// What to do after an attempt.
+/// The decision after an attempt: retry after a wait, or stop.
 enum Decision {
     /// Wait, then send this copy of the request.
     Retry {
@@ -257,7 +257,7 @@ impl Call<'_> {
         u32::try_from(self.history.len()).unwrap_or(u32::MAX)
     }
 
-    /// Returns the wait that a 429, 503 or 413 response asks for. RFC 9110
+    /// Returns the wait that a 429, 503 or 413 response requests. RFC 9110
     /// gives `Retry-After` on 413 for a condition that is temporary.
     fn retry_after(&self, response: &Response) -> Option<Duration> {
         if !matches!(
@@ -354,10 +354,10 @@ impl Call<'_> {
     }
 }
 
-/// The least time left before the deadline for which the probe runs.
+/// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);
 
-/// Whether a failure is one where a bare connect tells something: the
+/// Returns whether a bare TCP connect adds information to `failure`: the
 /// attempt did not get past opening the connection, or may not have.
 fn worth_probing(failure: &Failure) -> bool {
     matches!(failure.phase, Phase::Dns | Phase::Connect | Phase::Tls) || failure.note.is_some()

@@ -7,7 +7,7 @@
 //!   `read_timeout`) is a bare "operation timed out" with no sign of the
 //!   phase it fired in;
 //! - the client's `connect_timeout` is `is_connect() && is_timeout()`; when it
-//!   fires during the TCP connect, the chain holds hyper-util's
+//!   fires during the TCP connect, the chain contains hyper-util's
 //!   "tcp connect error", and when it fires during DNS or the TLS handshake,
 //!   it does not;
 //! - a connection closed or reset before the response is a `hyper::Error`
@@ -40,11 +40,11 @@ pub(crate) struct Classified {
 /// own, such as `read_timeout`.
 const EARLY_FIRE_MARGIN: Duration = Duration::from_millis(20);
 
-/// What the classifier knows about the attempt besides its error.
+/// Facts about an attempt, besides its error, that the classifier uses.
 pub(crate) struct AttemptContext<'a> {
     pub(crate) limit: &'a AttemptLimit,
-    /// How long the attempt ran; it tells which timeout fired when the error
-    /// itself does not.
+    /// How long the attempt ran, which shows the timeout that fired when the
+    /// error itself does not.
     pub(crate) elapsed: Duration,
     pub(crate) target: &'a Target,
     /// The client's connect timeout, when the middleware knows it.

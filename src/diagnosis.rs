@@ -4,11 +4,11 @@ use std::fmt;
 ///
 /// Each diagnosis has a stable [`code`](Diagnosis::code) for logs and
 /// metrics, a short [`summary`](Diagnosis::summary) of what happened and a
-/// one-sentence [`hint`](Diagnosis::hint) that says what to check.
+/// one-sentence [`hint`](Diagnosis::hint) that names what to check.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Diagnosis {
-    /// The host name does not exist: the resolver answered that it has no
+    /// The host name does not exist: the resolver reported that it has no
     /// address for it. Not retried, because the answer will not change soon.
     NameNotResolved,
     /// The resolver failed for a reason that may pass, such as a timeout or a
@@ -81,7 +81,7 @@ impl Diagnosis {
         }
     }
 
-    /// Returns one sentence that says what to check next.
+    /// Returns one sentence that names what to check next.
     pub fn hint(&self) -> &'static str {
         match self {
             Diagnosis::NameNotResolved => {

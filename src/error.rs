@@ -198,9 +198,9 @@ impl Error {
     /// transient DNS failure) and sending the request again is safe.
     ///
     /// It is `false` for failures that a retry does not fix, such as a name
-    /// that does not exist or a TLS failure, and for a request that was
-    /// not retried because it may have reached the server or its body was a
-    /// one-shot stream.
+    /// that does not exist or a TLS failure. It is also `false` for a request
+    /// that was not retried because it may have reached the server or its
+    /// body was a one-shot stream.
     pub fn is_retryable(&self) -> bool {
         self.inner.retryable
             && !matches!(

@@ -1,6 +1,6 @@
 //! Timeouts, a total deadline and retries for `reqwest`, as a
 //! [`reqwest-middleware`](reqwest_middleware) middleware, with errors that
-//! say why a request failed.
+//! explain why a request failed.
 //!
 //! - **Attempt timeout**: one limit for a whole attempt, from DNS to the end
 //!   of the response body.

@@ -20,7 +20,7 @@ pub enum Limit {
     /// The connect timeout of the wrapped `reqwest::Client`. A middleware
     /// cannot read that setting from the client, so the value is the one
     /// given to [`TimeoutMiddlewareBuilder::connect_timeout`] when the
-    /// middleware knows it, and otherwise how long the attempt ran before the
+    /// middleware has been given it, and otherwise how long the attempt ran before the
     /// timeout fired.
     ///
     /// [`TimeoutMiddlewareBuilder::connect_timeout`]: crate::TimeoutMiddlewareBuilder::connect_timeout

@@ -97,7 +97,7 @@ impl Drop for ClearOnDrop {
 /// Each attempt runs under the smallest of the attempt timeout, the time left
 /// before the total deadline and the request's own timeout. The middleware
 /// passes that limit to reqwest as the request's timeout, so it also covers
-/// reading the response body after the middleware has returned; note that a
+/// reading the response body after the middleware has returned. Note that a
 /// request timeout replaces the `reqwest::Client`'s own
 /// [`timeout`](reqwest::ClientBuilder::timeout) for that request.
 ///
@@ -134,7 +134,7 @@ impl TimeoutMiddleware {
 
     /// Sets the middleware's connect timeout on a `reqwest` client builder,
     /// so that errors can tell a connect that never completed from a server
-    /// that never answered.
+    /// that never sent a response.
     ///
     /// A middleware cannot read the wrapped client's settings. Without a
     /// connect timeout below the attempt timeout, a stalled connect and a
