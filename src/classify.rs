@@ -12,7 +12,10 @@
 //!   it does not;
 //! - a connection closed or reset before the response is a `hyper::Error`
 //!   (incomplete message) or an `io::Error` (reset), the same for a fresh
-//!   connection and for a reused keep-alive connection.
+//!   connection and for a reused keep-alive connection;
+//! - a certificate that rustls 0.23 rejects is an `io::Error` of kind
+//!   `InvalidData` in the connect error, and the rustls error inside it says
+//!   why only in its message, which starts with "invalid peer certificate: ".
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -278,7 +281,7 @@ fn classify_connect(
     if facts.refused {
         return failure(Phase::Connect, Diagnosis::ConnectionRefused, false, None).not_sent();
     }
-    if target.is_https() && facts.invalid_data {
+    if target.is_https() && (facts.invalid_data || facts.certificate.is_some()) {
         let mut classified = failure(Phase::Tls, Diagnosis::TlsFailed, false, None)
             .not_retryable()
             .not_sent();
@@ -287,6 +290,12 @@ fn classify_connect(
                 "the server answered the TLS handshake with data that is not TLS, so the port probably speaks plain HTTP"
                     .to_owned(),
             );
+        }
+        if let Some(problem) = facts.certificate {
+            classified
+                .failure
+                .evidence
+                .push(problem.evidence().to_owned());
         }
         return classified;
     }
@@ -376,6 +385,65 @@ struct ChainFacts {
     /// hyper could not parse the HTTP version of the response, the first
     /// thing it reads: the peer does not speak HTTP/1.
     not_http_reply: bool,
+    /// The reason the client rejected the server's certificate, if it did.
+    certificate: Option<CertificateProblem>,
+}
+
+/// A reason for rejecting the server's certificate, read from the message
+/// of the rustls error.
+///
+/// NOTE: only rustls' messages are recognized. Certificate errors from
+/// native-tls get no evidence of their own, though they are still
+/// diagnosed as a TLS failure when their kind is `InvalidData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CertificateProblem {
+    /// No root certificate of the client issued the certificate.
+    UntrustedIssuer,
+    /// The certificate does not name the host in the URL.
+    WrongName,
+    Expired,
+    /// Any other reason, such as a certificate that is not valid yet.
+    Other,
+}
+
+impl CertificateProblem {
+    const RUSTLS_PREFIX: &'static str = "invalid peer certificate: ";
+
+    /// Reads the reason from a rustls message such as
+    /// "invalid peer certificate: UnknownIssuer". Returns `None` for a
+    /// message that is not about a rejected certificate.
+    fn from_message(message: &str) -> Option<Self> {
+        let (_, reason) = message.split_once(Self::RUSTLS_PREFIX)?;
+        // rustls writes some reasons as sentences and the others as the
+        // name of the `CertificateError` variant.
+        let problem = if reason.starts_with("UnknownIssuer") {
+            CertificateProblem::UntrustedIssuer
+        } else if reason.starts_with("NotValidForName")
+            || reason.starts_with("certificate not valid for name")
+        {
+            CertificateProblem::WrongName
+        } else if reason == "Expired" || reason.starts_with("certificate expired") {
+            CertificateProblem::Expired
+        } else {
+            CertificateProblem::Other
+        };
+        Some(problem)
+    }
+
+    fn evidence(self) -> &'static str {
+        match self {
+            CertificateProblem::UntrustedIssuer => {
+                "the server's certificate is not trusted because its issuer is not among the client's root certificates, as with a self-signed certificate or a private CA"
+            }
+            CertificateProblem::WrongName => {
+                "the server's certificate is not valid for the host name in the URL"
+            }
+            CertificateProblem::Expired => "the server's certificate has expired",
+            CertificateProblem::Other => {
+                "the client rejected the server's certificate for the reason in the source error"
+            }
+        }
+    }
 }
 
 impl ChainFacts {
@@ -437,6 +505,9 @@ impl ChainFacts {
             if message.contains("InvalidContentType") {
                 self.not_tls_reply = true;
             }
+            if let Some(problem) = CertificateProblem::from_message(&message) {
+                self.certificate = Some(problem);
+            }
             self.note_resolver_message(&message);
         }
     }
@@ -460,7 +531,7 @@ impl ChainFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::without_urls;
+    use super::{without_urls, CertificateProblem};
 
     #[test]
     fn urls_are_removed_from_reqwest_messages() {
@@ -475,5 +546,39 @@ mod tests {
     #[test]
     fn text_without_url_is_unchanged() {
         assert_eq!(without_urls("operation timed out"), "operation timed out");
+    }
+
+    #[test]
+    fn certificate_problem_read_from_rustls_message() {
+        let cases = [
+            ("invalid peer certificate: UnknownIssuer", CertificateProblem::UntrustedIssuer),
+            ("invalid peer certificate: NotValidForName", CertificateProblem::WrongName),
+            (
+                "invalid peer certificate: certificate not valid for name \"a.test\"; certificate is only valid for DnsName(\"b.test\")",
+                CertificateProblem::WrongName,
+            ),
+            ("invalid peer certificate: Expired", CertificateProblem::Expired),
+            (
+                "invalid peer certificate: certificate expired: verification time 2 (UNIX), but certificate is not valid after 1 (1 seconds ago)",
+                CertificateProblem::Expired,
+            ),
+            ("invalid peer certificate: ExpiredRevocationList", CertificateProblem::Other),
+            ("invalid peer certificate: BadSignature", CertificateProblem::Other),
+        ];
+
+        for (message, expected) in cases {
+            assert_eq!(
+                CertificateProblem::from_message(message),
+                Some(expected),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_without_certificate_error_has_no_problem() {
+        let message = "received corrupt message of type InvalidContentType";
+
+        assert_eq!(CertificateProblem::from_message(message), None);
     }
 }

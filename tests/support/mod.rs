@@ -20,6 +20,7 @@ mod sequence;
 mod server;
 mod stall;
 mod tls;
+mod tls_server;
 mod upload;
 
 pub use body::{
@@ -37,6 +38,7 @@ pub use sequence::Sequence;
 pub use server::{bind_loopback, hold_until_client_closes, AbortOnDrop, Accepted, Server, Stats};
 pub use stall::StallHead;
 pub use tls::{PlainOnTls, TlsOnPlain, TlsSilent, TLS_ALERT};
+pub use tls_server::{TestCertificate, TlsServer};
 pub use upload::StopReading;
 
 /// Returns a client builder that ignores proxy environment variables, so requests

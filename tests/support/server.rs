@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -177,7 +177,10 @@ impl Server {
 
 /// Reads and discards everything the client sends until it closes or resets the connection,
 /// then records the close time.
-pub async fn hold_until_client_closes(stream: &mut TcpStream, stats: &Stats) {
+pub async fn hold_until_client_closes<S>(stream: &mut S, stats: &Stats)
+where
+    S: AsyncRead + Unpin,
+{
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf).await {
