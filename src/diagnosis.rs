@@ -97,7 +97,7 @@ impl Diagnosis {
                 "check the host and port, and whether a firewall drops packets to them"
             }
             Diagnosis::TlsFailed => {
-                "check that the port speaks TLS (use http:// for plain HTTP) and that its certificate is valid for this host"
+                "check that the client trusts the server's certificate and that it is valid for this host, and that the port speaks TLS (use http:// for plain HTTP)"
             }
             Diagnosis::ServerStalled => {
                 "check the server's logs and load; raise the timeout only if this endpoint is known to be slow"
