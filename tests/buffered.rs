@@ -255,3 +255,24 @@ async fn head_response_is_marked_buffered_and_empty() {
     );
     assert!(response.bytes().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn huge_content_length_reserves_no_memory_up_front() {
+    // A hostile server announces 500 GB and sends 3 bytes. Reserving the
+    // announced length up front would abort the process.
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 500000000000\r\n\r\nabc".to_vec();
+    let server = support::Sequence::start(vec![head]).await;
+    let client = with_timeouts(
+        client_builder(),
+        buffered(1_000 * MS, 2_000 * MS, 0).max_buffered_response_len(u64::MAX),
+    );
+
+    let err = client.get(server.url("/huge")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    let progress = error.body_progress().expect("a body failure has progress");
+    assert_eq!(error.phase(), Phase::Body);
+    assert_eq!(error.diagnosis(), Diagnosis::BodyStalled);
+    assert_eq!(progress.bytes(), 3);
+    assert_eq!(progress.expected_len(), Some(500_000_000_000));
+}

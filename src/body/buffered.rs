@@ -54,6 +54,9 @@ pub(crate) enum Buffered {
     TooLarge(Option<Bytes>),
 }
 
+/// The largest buffer reserved before the body's bytes arrive.
+const MAX_INITIAL_CAPACITY: usize = 1024 * 1024;
+
 /// Reads the guarded body to the end, unless it is larger than `max_len`.
 ///
 /// reqwest's request timeout, which the middleware sets to the attempt's
@@ -70,7 +73,11 @@ pub(crate) async fn buffer(
     if expected_len.is_some_and(|len| len > max_len) {
         return Ok(Buffered::TooLarge(None));
     }
-    let capacity = expected_len.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    // The server's Content-Length only sizes the first allocation, up to a
+    // cap: a hostile length must not reserve memory before data arrives.
+    let capacity = expected_len
+        .map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX))
+        .min(MAX_INITIAL_CAPACITY);
     let mut data = BytesMut::with_capacity(capacity);
     let attempt_end = guard.attempt_end();
     loop {
