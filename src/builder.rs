@@ -171,7 +171,7 @@ impl TimeoutMiddlewareBuilder {
 
     /// Sets the longest `Retry-After` wait the middleware honours.
     ///
-    /// A `429` or `503` response whose `Retry-After` requests a longer wait,
+    /// A `429`, `503` or `413` response whose `Retry-After` requests a longer wait,
     /// or for a wait past the total deadline, is returned to the caller at
     /// once instead of being retried.
     ///

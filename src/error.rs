@@ -199,13 +199,17 @@ impl Error {
     ///
     /// It is `false` for failures that a retry does not fix, such as a name
     /// that does not exist or a TLS failure. It is also `false` for a request
-    /// that was not retried because it may have reached the server or its
-    /// body was a one-shot stream.
+    /// that was not retried because it may have reached the server, because
+    /// its body was a one-shot stream, or because the host's retry budget is
+    /// spent.
     pub fn is_retryable(&self) -> bool {
         self.inner.retryable
             && !matches!(
                 self.inner.stop,
-                StopReason::NotIdempotent(_) | StopReason::OneShotBody | StopReason::NotRetryable
+                StopReason::NotIdempotent(_)
+                    | StopReason::OneShotBody
+                    | StopReason::NotRetryable
+                    | StopReason::Budget
             )
     }
 

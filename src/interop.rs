@@ -3,6 +3,7 @@
 use reqwest::Response;
 use reqwest_retry::{DefaultRetryableStrategy, RetryError, Retryable, RetryableStrategy};
 
+use crate::attempt::{Attempts, StopReason};
 use crate::error::Error;
 
 /// A [`RetryableStrategy`] for `reqwest-retry`'s `RetryTransientMiddleware`
@@ -11,9 +12,16 @@ use crate::error::Error;
 /// `reqwest-retry` sees this middleware's failures as opaque
 /// `reqwest_middleware::Error::Middleware` errors and treats them as fatal.
 /// With this strategy, an outer `RetryTransientMiddleware` retries them when
-/// [`Error::is_retryable`] says a later call may succeed, and leaves
-/// everything else to the wrapped strategy, [`DefaultRetryableStrategy`]
-/// unless another is given.
+/// [`Error::is_retryable`] reports that a later call may succeed. A response
+/// whose [`Attempts`] show that this middleware stopped on purpose (the
+/// request is not idempotent, its body is a one-shot stream, the retry budget
+/// is spent, or `Retry-After` asked for too long a wait) is not retried
+/// either. Everything else goes to the wrapped strategy,
+/// [`DefaultRetryableStrategy`] unless another is given.
+///
+/// The outer layer's retries are calls of their own for this middleware:
+/// each gets a new total timeout, and the outer layer does not consult the
+/// retry budget.
 ///
 /// ```
 /// use std::time::Duration;
@@ -56,13 +64,35 @@ impl<S> TimeoutAwareStrategy<S> {
 
 impl<S: RetryableStrategy> RetryableStrategy for TimeoutAwareStrategy<S> {
     fn handle(&self, result: &Result<Response, reqwest_middleware::Error>) -> Option<Retryable> {
-        if let Err(error) = result {
-            if let Some(diagnosed) = Error::find(error) {
-                return Some(if diagnosed.is_retryable() {
-                    Retryable::Transient
-                } else {
-                    Retryable::Fatal
-                });
+        match result {
+            Err(error) => {
+                if let Some(diagnosed) = Error::find(error) {
+                    return Some(if diagnosed.is_retryable() {
+                        Retryable::Transient
+                    } else {
+                        Retryable::Fatal
+                    });
+                }
+            }
+            Ok(response) => {
+                // A status that this middleware chose not to retry, because
+                // the request may not be sent again or the host's budget is
+                // spent, must not be retried by the outer layer either.
+                let stop = response
+                    .extensions()
+                    .get::<Attempts>()
+                    .map(Attempts::stop_reason);
+                if matches!(
+                    stop,
+                    Some(
+                        StopReason::NotIdempotent(_)
+                            | StopReason::OneShotBody
+                            | StopReason::Budget
+                            | StopReason::RetryAfterTooLong(_)
+                    )
+                ) {
+                    return Some(Retryable::Fatal);
+                }
             }
         }
         self.fallback.handle(result)

@@ -77,3 +77,41 @@ async fn inner_reqwest_retry_multiplies_attempts() {
     assert_eq!(error.attempts(), 2);
     assert_eq!(server.connections(), 6);
 }
+
+#[tokio::test]
+async fn outer_reqwest_retry_does_not_resend_post_after_503() {
+    let server = support::Sequence::start(vec![support::response(
+        "503 Service Unavailable",
+        &[],
+        b"busy",
+    )])
+    .await;
+    let client = retry_outside(TimeoutAwareStrategy::default());
+
+    let response = client
+        .post(server.url("/orders"))
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    tokio::time::sleep(300 * MS).await;
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn outer_reqwest_retry_retries_get_after_503() {
+    let server = support::Sequence::start(vec![support::response(
+        "503 Service Unavailable",
+        &[],
+        b"busy",
+    )])
+    .await;
+    let client = retry_outside(TimeoutAwareStrategy::default());
+
+    let response = client.get(server.url("/items")).send().await.unwrap();
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.requests(), 3);
+}
