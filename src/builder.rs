@@ -171,9 +171,9 @@ impl TimeoutMiddlewareBuilder {
 
     /// Sets the longest `Retry-After` wait the middleware honours.
     ///
-    /// A `429`, `503` or `413` response whose `Retry-After` requests a longer wait,
-    /// or for a wait past the total deadline, is returned to the caller at
-    /// once instead of being retried.
+    /// A `429`, `503` or `413` response whose `Retry-After` requests a
+    /// longer wait, or a wait past the total deadline, is returned to the
+    /// caller at once instead of being retried.
     ///
     /// Default is 60 seconds.
     pub fn max_retry_after(mut self, wait: Duration) -> Self {
