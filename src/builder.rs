@@ -230,9 +230,9 @@ impl TimeoutMiddlewareBuilder {
     /// and a failure ends the call with
     /// [`StopReason::OneShotBody`](crate::StopReason::OneShotBody). With this
     /// setting, a stream that ends within `max_bytes` becomes a plain body.
-    /// A longer stream, or one that does not end before the total deadline,
-    /// is sent once as before, with nothing lost. Reading the stream counts
-    /// against the total timeout.
+    /// A longer stream, or one that does not end within half the attempt
+    /// timeout, is sent once as before, with nothing lost. Reading the stream
+    /// counts against the total timeout.
     ///
     /// Default is 0, which turns buffering off.
     pub fn buffer_request_streams(mut self, max_bytes: usize) -> Self {

@@ -13,8 +13,10 @@ use crate::backoff::Schedule;
 use crate::body;
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
+use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
 use crate::format::error_chain_text;
+use crate::limit::Limit;
 use crate::middleware::Config;
 use crate::phase::Phase;
 use crate::policy::is_retryable_status;
@@ -60,6 +62,12 @@ impl Call<'_> {
         loop {
             let retry = self.retries_so_far();
             let started = Instant::now();
+            if self.deadline.remaining(started).is_zero() {
+                // Only reading a streamed body into memory before the first
+                // attempt can use up the whole budget; retries always leave
+                // time to run.
+                return Err(self.deadline_spent_before_first_attempt(started).into());
+            }
             let limit =
                 self.deadline
                     .attempt_limit(started, self.attempt_timeout, self.request_timeout);
@@ -240,6 +248,35 @@ impl Call<'_> {
         failure.probe = Some(report);
     }
 
+    /// Returns the error of a call whose total timeout ran out before its
+    /// first attempt could start, with nothing sent.
+    fn deadline_spent_before_first_attempt(self, now: Instant) -> Error {
+        let failure = Failure {
+            phase: Phase::Send,
+            diagnosis: Diagnosis::Other,
+            timed_out: true,
+            limit: Some(Limit::TotalTimeout(self.deadline.total())),
+            retryable: true,
+            note: None,
+            evidence: vec![
+                "the total timeout ran out while the request's streamed body was read into memory, before anything was sent"
+                    .to_owned(),
+            ],
+            probe: None,
+            source: None,
+            progress: None,
+        };
+        let elapsed = self.deadline.elapsed(now);
+        Error::new(
+            self.method,
+            self.target,
+            failure,
+            self.history,
+            elapsed,
+            StopReason::Deadline,
+        )
+    }
+
     fn attempt_context<'a>(
         &'a self,
         limit: &'a AttemptLimit,
@@ -295,6 +332,9 @@ impl Call<'_> {
         }
         let now = Instant::now();
         if let Some(wait) = retry_after {
+            if !self.deadline.fits_wait(now, Duration::ZERO) {
+                return Decision::Stop(StopReason::Deadline);
+            }
             if wait > self.config.max_retry_after || !self.deadline.fits_wait(now, wait) {
                 return Decision::Stop(StopReason::RetryAfterTooLong(wait));
             }

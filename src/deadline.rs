@@ -9,6 +9,10 @@ use tokio::time::Instant;
 
 use crate::limit::Limit;
 
+/// The least time a retry must have before the deadline. A shorter attempt
+/// could only time out, and its error would hide the earlier ones.
+pub(crate) const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(10);
+
 /// The end of a call's total time budget.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
@@ -26,6 +30,10 @@ impl Deadline {
             total,
             end: start.checked_add(total),
         }
+    }
+
+    pub(crate) fn total(&self) -> Duration {
+        self.total
     }
 
     /// Returns the time left at `now`, zero once the deadline has passed.
@@ -80,9 +88,10 @@ impl Deadline {
     }
 
     /// Returns whether a retry that waits `wait` from `now` would still start
-    /// before the deadline, with some time left to run.
+    /// before the deadline with at least [`MIN_ATTEMPT_TIME`] left to run.
     pub(crate) fn fits_wait(&self, now: Instant, wait: Duration) -> bool {
-        wait < self.remaining(now)
+        wait.checked_add(MIN_ATTEMPT_TIME)
+            .is_some_and(|needed| needed <= self.remaining(now))
     }
 }
 
@@ -165,8 +174,8 @@ mod tests {
         let (deadline, start) = deadline(1_000 * MS);
         let now = start + 700 * MS;
 
-        assert!(deadline.fits_wait(now, 299 * MS));
-        assert!(!deadline.fits_wait(now, 300 * MS));
+        assert!(deadline.fits_wait(now, 290 * MS));
+        assert!(!deadline.fits_wait(now, 291 * MS));
         assert!(!deadline.fits_wait(now, Duration::MAX));
     }
 

@@ -241,7 +241,16 @@ impl Middleware for TimeoutMiddleware {
             .budgets
             .deposit(target.host(), target.port(), started);
         let request = if config.buffer_request_streams > 0 && request.try_clone().is_none() {
-            buffer_small_body(request, config.buffer_request_streams, total_timeout).await
+            // At most one attempt's worth of the budget goes to reading the
+            // caller's stream, so that the first attempt keeps time to run.
+            let attempt_timeout = overrides.attempt_timeout.unwrap_or(config.attempt_timeout);
+            let time_limit = attempt_timeout.min(total_timeout) / 2;
+            Box::pin(buffer_small_body(
+                request,
+                config.buffer_request_streams,
+                time_limit,
+            ))
+            .await
         } else {
             request
         };

@@ -28,6 +28,8 @@ enum Reply {
     Hang,
     /// Answers after this long.
     Delay(Duration, u16),
+    /// Answers after this long with a `Retry-After` header.
+    DelayWithRetryAfter(Duration, u16, String),
 }
 
 /// A last middleware that answers each call with the next scripted reply
@@ -79,6 +81,15 @@ impl Middleware for Script {
             Reply::Delay(delay, status) => {
                 tokio::time::sleep(delay).await;
                 status
+            }
+            Reply::DelayWithRetryAfter(delay, status, retry_after) => {
+                tokio::time::sleep(delay).await;
+                let response = http::Response::builder()
+                    .status(status)
+                    .header(http::header::RETRY_AFTER, retry_after)
+                    .body(Vec::new())
+                    .unwrap();
+                return Ok(Response::from(response));
             }
         };
         let response = http::Response::builder()
@@ -914,4 +925,37 @@ async fn outer_layer_resending_after_drop_gets_limits() {
     let elapsed = second_try_through_outer_layer(Some(100 * MS)).await;
 
     assert_eq!(elapsed, 400 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_zero_at_deadline_stops_for_deadline() {
+    let script = Script::new(vec![Reply::DelayWithRetryAfter(995 * MS, 429, "0".into())]);
+    let builder = fixed_schedule()
+        .attempt_timeout(Duration::from_secs(1))
+        .total_timeout(Duration::from_secs(1));
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // 5 ms are left: too little for another attempt, whatever the server asks.
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_with_too_little_time_left_is_not_started() {
+    let script = Script::new(vec![Reply::Delay(985 * MS, 503)]);
+    let builder = fixed_schedule()
+        .attempt_timeout(Duration::from_secs(1))
+        .total_timeout(Duration::from_secs(1))
+        .initial_backoff(Duration::from_millis(10));
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // A 10 ms wait would leave 5 ms, under the least time an attempt needs.
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
 }

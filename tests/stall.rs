@@ -244,3 +244,55 @@ async fn buffered_small_stream_is_resent() {
     assert_eq!(error.stop_reason(), &StopReason::MaxRetries(1));
     assert_eq!(server.requests(), 2);
 }
+
+/// A request body that sends one chunk, then never ends, like a caller's
+/// stream that stalls.
+struct StalledStream {
+    sent: bool,
+}
+
+impl http_body::Body for StalledStream {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        if self.sent {
+            return std::task::Poll::Pending;
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"hello ",
+        )))))
+    }
+}
+
+#[tokio::test]
+async fn stalled_stream_buffering_leaves_time_to_send() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 1_000 * MS, 2).buffer_request_streams(1024),
+    );
+    let start = Instant::now();
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(reqwest::Body::wrap(StalledStream { sent: false }))
+        .send()
+        .await
+        .unwrap_err();
+
+    let elapsed = start.elapsed();
+    let error = diagnosed(&err);
+    let first = &error.history()[0];
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(error.stop_reason(), &StopReason::OneShotBody);
+    assert!(first.started_after() >= 450 * MS, "{first}");
+    assert!(first.started_after() < 900 * MS, "{first}");
+    assert!(first.limit() >= 100 * MS, "{first}");
+    assert!(elapsed < 1_500 * MS, "took {elapsed:?}");
+    assert_eq!(server.connections(), 1);
+}
