@@ -163,8 +163,10 @@ fn nested_reqwest_error(error: &reqwest_middleware::Error) -> Option<&reqwest::E
 
 /// Removes the " for url (...)" part that reqwest adds to its messages.
 ///
-/// NOTE: the URL is taken to end at its first `)`, so the part of a URL
-/// after a literal `)` would remain.
+/// A serialized URL has no spaces, because `Url` percent-encodes them, so
+/// the URL ends at the first `"): "` after it, where the message of the next
+/// error in the chain starts, or at the end of the text. A `)` inside the
+/// URL, such as in a query value, does not end it.
 fn without_urls(text: &str) -> String {
     const MARKER: &str = " for url (";
     let mut result = String::with_capacity(text.len());
@@ -172,7 +174,7 @@ fn without_urls(text: &str) -> String {
     while let Some(start) = rest.find(MARKER) {
         result.push_str(&rest[..start]);
         let after = &rest[start + MARKER.len()..];
-        rest = match after.find(')') {
+        rest = match after.find("): ") {
             Some(end) => &after[end + 1..],
             None => "",
         };
@@ -540,6 +542,24 @@ mod tests {
         assert_eq!(
             without_urls(text),
             "request failed after 2 retries: error sending request: connection closed"
+        );
+    }
+
+    #[test]
+    fn url_with_parenthesis_is_removed_whole() {
+        let text = "error sending request for url (http://u:p)w@h/x?token=a)SECRET): client error (Connect): refused";
+
+        assert_eq!(
+            without_urls(text),
+            "error sending request: client error (Connect): refused"
+        );
+    }
+
+    #[test]
+    fn url_at_end_of_text_is_removed() {
+        assert_eq!(
+            without_urls("operation timed out for url (http://h/?k=a)b)"),
+            "operation timed out"
         );
     }
 
