@@ -171,7 +171,9 @@ async fn drip_fails_min_throughput() {
 #[tokio::test]
 async fn drip_at_attempt_limit_is_flowing() {
     for framing in Framing::ALL {
-        let server = Drip::start_with(100, 50 * MS, framing).await;
+        // Frequent bytes keep the gaps short even when a loaded machine
+        // delays a few of them, so the flow stays recognisable.
+        let server = Drip::start_with(100, 25 * MS, framing).await;
         let settings = timeouts(600 * MS, 3_000 * MS, 2).body_idle_timeout(300 * MS);
 
         let (err, elapsed) = body_error(settings, server.url("/drip")).await;
@@ -183,7 +185,7 @@ async fn drip_at_attempt_limit_is_flowing() {
         assert_eq!(error.limit(), Some(Limit::AttemptTimeout(600 * MS)));
         let progress = error.body_progress().expect("a body failure has progress");
         assert!(progress.bytes() >= 3, "{framing:?}: {progress}");
-        assert!(progress.bytes() <= 12, "{framing:?}: {progress}");
+        assert!(progress.bytes() <= 25, "{framing:?}: {progress}");
         assert!(
             elapsed < 1_800 * MS,
             "{framing:?}: failed after {elapsed:?}"

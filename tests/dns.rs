@@ -31,7 +31,7 @@ async fn stalled_resolver_ends_by_deadline() {
     assert!(error.is_timeout());
     assert!(elapsed <= 1_500 * MS, "took {elapsed:?}");
     assert!(
-        error.elapsed() <= 1_100 * MS,
+        error.elapsed() <= 1_500 * MS,
         "error says {:?}",
         error.elapsed()
     );

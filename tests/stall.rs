@@ -63,7 +63,7 @@ async fn header_stall_ends_by_total_timeout() {
     assert_eq!(error.stop_reason(), &StopReason::Deadline);
     assert!(elapsed <= 1_500 * MS, "took {elapsed:?}");
     assert!(
-        error.elapsed() <= 1_100 * MS,
+        error.elapsed() <= 1_500 * MS,
         "error says {:?}",
         error.elapsed()
     );
