@@ -271,6 +271,8 @@ impl TimeoutMiddlewareBuilder {
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;
+        reject_below_timer_resolution("attempt_timeout", self.attempt_timeout)?;
+        reject_below_timer_resolution("total_timeout", self.total_timeout)?;
         reject_zero("initial_backoff", self.initial_backoff, "100ms")?;
         reject_zero("max_backoff", self.max_backoff, "10s")?;
         reject_zero("max_retry_after", self.max_retry_after, "60s")?;
@@ -301,6 +303,7 @@ impl TimeoutMiddlewareBuilder {
         self.retry_budget.validate()?;
         if let Some(connect_timeout) = self.connect_timeout {
             reject_zero("connect_timeout", connect_timeout, "1s")?;
+            reject_below_timer_resolution("connect_timeout", connect_timeout)?;
             if connect_timeout >= self.attempt_timeout {
                 return Err(ConfigError::new(
                     "connect_timeout",
@@ -332,6 +335,24 @@ impl TimeoutMiddlewareBuilder {
         };
         Ok(TimeoutMiddleware::from_config(Arc::new(config)))
     }
+}
+
+/// tokio's timer counts whole milliseconds, so a shorter timeout cannot be
+/// kept; a derived connect timeout of a third of it would be zero.
+fn reject_below_timer_resolution(
+    setting: &'static str,
+    value: Duration,
+) -> Result<(), ConfigError> {
+    if value < Duration::from_millis(1) {
+        return Err(ConfigError::new(
+            setting,
+            format!(
+                "{setting} {} is below 1ms, the resolution of tokio's timer; set at least 1ms",
+                DisplayDuration(value)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn reject_zero(setting: &'static str, value: Duration, example: &str) -> Result<(), ConfigError> {
@@ -457,6 +478,17 @@ mod tests {
 
         assert_eq!(short.connect_timeout(), Duration::from_secs(1));
         assert_eq!(long.connect_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn sub_millisecond_timeouts_are_rejected() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(Duration::from_nanos(1))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "attempt_timeout");
+        assert!(err.to_string().contains("below 1ms"), "{err}");
     }
 
     #[test]

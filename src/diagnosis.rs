@@ -131,7 +131,7 @@ mod tests {
     use super::Diagnosis;
     use std::collections::HashSet;
 
-    const ALL: [Diagnosis; 11] = [
+    const ALL: [Diagnosis; 12] = [
         Diagnosis::NameNotResolved,
         Diagnosis::DnsUnavailable,
         Diagnosis::ConnectionRefused,
@@ -140,6 +140,7 @@ mod tests {
         Diagnosis::ServerStalled,
         Diagnosis::BodyStalled,
         Diagnosis::TimeoutTooShort,
+        Diagnosis::UploadStalled,
         Diagnosis::ConnectionClosed,
         Diagnosis::InvalidRequest,
         Diagnosis::Other,

@@ -232,7 +232,10 @@ impl Middleware for TimeoutMiddleware {
             server.port = target.port(),
         );
         let may_resend = is_idempotent(request.method())
-            || request.headers().contains_key(IDEMPOTENCY_KEY)
+            || request
+                .headers()
+                .get(IDEMPOTENCY_KEY)
+                .is_some_and(|key| !key.as_bytes().trim_ascii().is_empty())
             || overrides
                 .retry_non_idempotent
                 .unwrap_or(config.retry_non_idempotent);

@@ -61,6 +61,10 @@ fn assert_streamed_body_failure(error: &Error, diagnosis: Diagnosis, framing: Fr
         },
         "{framing:?}"
     );
+    assert!(
+        error.history()[0].error().is_some(),
+        "{framing:?}: the attempt record keeps the body error's text"
+    );
     let message = error.to_string();
     assert!(message.contains(diagnosis.code()), "{message}");
     assert!(

@@ -959,3 +959,20 @@ async fn retry_with_too_little_time_left_is_not_started() {
     assert_eq!(script.calls().len(), 1);
     assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
 }
+
+#[tokio::test(start_paused = true)]
+async fn empty_idempotency_key_does_not_allow_resend() {
+    let script = Script::new(vec![Reply::Status(503), Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client
+        .post(URL)
+        .header("Idempotency-Key", "  ")
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 1);
+}

@@ -110,5 +110,5 @@ async fn plain_url_on_tls_port_fails_fast_and_suggests_https() {
     assert_eq!(error.attempts(), 1);
     assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
     assert!(elapsed < 500 * MS, "took {elapsed:?}");
-    assert!(message.contains("try https://"), "{message}");
+    assert!(message.contains("use https://"), "{message}");
 }

@@ -20,6 +20,7 @@ use crate::classify::{self, classify_error, classify_timeout, Classified};
 use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
+use crate::format::error_chain_text;
 use crate::phase::Phase;
 use crate::target::Target;
 
@@ -262,6 +263,10 @@ impl GuardedBody {
                 timed_out: failure.timed_out,
             };
             last.duration = now.saturating_duration_since(context.attempt_started);
+            last.error = failure
+                .source
+                .as_deref()
+                .map(|source| error_chain_text(source));
         }
         let kind = if failure.timed_out {
             io::ErrorKind::TimedOut
