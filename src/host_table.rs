@@ -8,9 +8,31 @@ use std::sync::Mutex;
 const MAX_HOSTS: usize = 1024;
 
 /// State of type `T` per host and port, behind one lock.
-#[derive(Debug, Default)]
+///
+/// The map is keyed by the host alone, so that a lookup borrows the caller's
+/// `&str` and only a new host allocates. Each host keeps a short list of its
+/// ports, because a host is rarely reached on more than one or two.
+#[derive(Debug)]
 pub(crate) struct HostTable<T> {
-    hosts: Mutex<HashMap<(String, Option<u16>), T>>,
+    inner: Mutex<Entries<T>>,
+}
+
+#[derive(Debug)]
+struct Entries<T> {
+    hosts: HashMap<String, Vec<(Option<u16>, T)>>,
+    /// The number of host and port pairs, across all hosts.
+    len: usize,
+}
+
+impl<T> Default for HostTable<T> {
+    fn default() -> Self {
+        HostTable {
+            inner: Mutex::new(Entries {
+                hosts: HashMap::new(),
+                len: 0,
+            }),
+        }
+    }
 }
 
 impl<T: Default> HostTable<T> {
@@ -23,12 +45,21 @@ impl<T: Default> HostTable<T> {
         port: Option<u16>,
         update: impl FnOnce(&mut T) -> R,
     ) -> Option<R> {
-        let mut hosts = self.hosts.lock().ok()?;
-        let key = (host.to_owned(), port);
-        if hosts.len() >= MAX_HOSTS && !hosts.contains_key(&key) {
-            hosts.clear();
+        let mut entries = self.inner.lock().ok()?;
+        let Entries { hosts, len } = &mut *entries;
+        if let Some(ports) = hosts.get_mut(host) {
+            if let Some(state) = find_port(ports, port) {
+                return Some(update(state));
+            }
         }
-        Some(update(hosts.entry(key).or_default()))
+        if *len >= MAX_HOSTS {
+            hosts.clear();
+            *len = 0;
+        }
+        let ports = hosts.entry(host.to_owned()).or_default();
+        ports.push((port, T::default()));
+        *len += 1;
+        ports.last_mut().map(|(_, state)| update(state))
     }
 
     /// Runs `read` on the state of `host` and `port`, if there is any.
@@ -38,9 +69,20 @@ impl<T: Default> HostTable<T> {
         port: Option<u16>,
         read: impl FnOnce(&T) -> R,
     ) -> Option<R> {
-        let hosts = self.hosts.lock().ok()?;
-        hosts.get(&(host.to_owned(), port)).map(read)
+        let entries = self.inner.lock().ok()?;
+        let ports = entries.hosts.get(host)?;
+        ports
+            .iter()
+            .find(|(entry_port, _)| *entry_port == port)
+            .map(|(_, state)| read(state))
     }
+}
+
+fn find_port<T>(ports: &mut [(Option<u16>, T)], port: Option<u16>) -> Option<&mut T> {
+    ports
+        .iter_mut()
+        .find(|(entry_port, _)| *entry_port == port)
+        .map(|(_, state)| state)
 }
 
 #[cfg(test)]
