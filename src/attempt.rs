@@ -204,11 +204,8 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    pub(crate) fn new(history: Vec<AttemptRecord>, stop: StopReason) -> Self {
-        Attempts {
-            history: history.into(),
-            stop,
-        }
+    pub(crate) fn new(history: Arc<[AttemptRecord]>, stop: StopReason) -> Self {
+        Attempts { history, stop }
     }
 
     /// Returns how many attempts were made, the first included.

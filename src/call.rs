@@ -1,6 +1,8 @@
 //! The attempt loop of one call: run an attempt, classify its outcome,
 //! then retry after a wait or stop.
 
+use std::iter;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Extensions, Method, StatusCode};
@@ -109,16 +111,27 @@ impl Call<'_> {
                     );
                     record.outcome = AttemptOutcome::Response(response.status());
                     record.retry_after = self.retry_after(&response);
-                    let context = body::BodyContext::new(
-                        &self.method,
-                        &self.target,
-                        &self.history,
-                        &record,
-                        self.deadline.start(),
-                        started,
-                        limit,
-                    );
-                    body::deliver(response, &self.config.body, context).await
+                    if self.config.body.buffer {
+                        let history = self
+                            .history
+                            .iter()
+                            .cloned()
+                            .chain(iter::once(record.clone()))
+                            .collect();
+                        let context = self.body_context(history, started, limit);
+                        // Boxed, so that the buffering state does not enlarge
+                        // the future of every call that streams its body.
+                        Box::pin(body::buffer_within_attempt(
+                            response,
+                            &self.config.body,
+                            context,
+                        ))
+                        .await
+                    } else {
+                        // The guard goes around the body below, once the
+                        // call is known to return this response.
+                        Ok(response)
+                    }
                 }
                 Ok(Ok(Err(error))) => Err(classify_error(
                     error,
@@ -150,10 +163,19 @@ impl Call<'_> {
                             continue;
                         }
                         Decision::Stop(stop) => {
-                            self.history.push(record);
-                            response
-                                .extensions_mut()
-                                .insert(Attempts::new(self.history, stop));
+                            // Collected from an exact-size iterator, so this
+                            // is the history's only allocation on the success
+                            // path.
+                            let history: Arc<[AttemptRecord]> =
+                                self.history.drain(..).chain(iter::once(record)).collect();
+                            let attempts = Attempts::new(Arc::clone(&history), stop);
+                            // Guarding first lets the extensions below reuse
+                            // the map that the guard's rebuilt response has.
+                            if !self.config.body.buffer {
+                                let context = self.body_context(history, started, limit);
+                                response = body::guard(response, &self.config.body, context);
+                            }
+                            response.extensions_mut().insert(attempts);
                             return Ok(response);
                         }
                     }
@@ -274,6 +296,24 @@ impl Call<'_> {
             self.history,
             elapsed,
             StopReason::Deadline,
+        )
+    }
+
+    /// Returns what the body guard needs to diagnose a failure of the body
+    /// of the attempt that started at `started`.
+    fn body_context(
+        &self,
+        history: Arc<[AttemptRecord]>,
+        started: Instant,
+        limit: AttemptLimit,
+    ) -> body::BodyContext {
+        body::BodyContext::new(
+            &self.method,
+            &self.target,
+            history,
+            self.deadline.start(),
+            started,
+            limit,
         )
     }
 

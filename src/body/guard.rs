@@ -4,8 +4,8 @@
 
 use std::future::Future;
 use std::io;
-use std::mem;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,8 +31,9 @@ use crate::target::Target;
 pub(crate) struct BodyContext {
     method: Method,
     target: Target,
-    /// Every attempt of the call, this one last.
-    history: Vec<AttemptRecord>,
+    /// Every attempt of the call, this one last; shared with the
+    /// response's [`Attempts`](crate::Attempts).
+    history: Arc<[AttemptRecord]>,
     call_started: Instant,
     attempt_started: Instant,
     limit: AttemptLimit,
@@ -57,15 +58,11 @@ impl BodyContext {
     pub(crate) fn new(
         method: &Method,
         target: &Target,
-        earlier: &[AttemptRecord],
-        this: &AttemptRecord,
+        history: Arc<[AttemptRecord]>,
         call_started: Instant,
         attempt_started: Instant,
         limit: AttemptLimit,
     ) -> Self {
-        let mut history = Vec::with_capacity(earlier.len() + 1);
-        history.extend_from_slice(earlier);
-        history.push(this.clone());
         BodyContext {
             method: method.clone(),
             target: target.clone(),
@@ -96,7 +93,7 @@ pub(crate) struct GuardedBody {
     /// Fires at the next check of the idle or throughput limit; `None` when
     /// neither is set. It is reset, not re-created, after each check.
     timer: Option<Pin<Box<Sleep>>>,
-    context: Box<BodyContext>,
+    context: BodyContext,
 }
 
 impl GuardedBody {
@@ -116,7 +113,7 @@ impl GuardedBody {
             inner: Some(inner),
             watch,
             timer,
-            context: Box::new(context),
+            context,
         }
     }
 
@@ -251,11 +248,11 @@ impl GuardedBody {
     /// Turns a failure of a body that the caller reads into the error the
     /// caller gets: an [`io::Error`] around the diagnosed [`Error`], of kind
     /// `TimedOut` when a limit fired, which reqwest's `is_timeout` looks for.
-    fn caller_error(&mut self, classified: Classified) -> io::Error {
+    fn caller_error(&self, classified: Classified) -> io::Error {
         let now = Instant::now();
-        let context = &mut *self.context;
+        let context = &self.context;
         let failure = classified.failure;
-        let mut history = mem::take(&mut context.history);
+        let mut history = context.history.to_vec();
         if let Some(last) = history.last_mut() {
             last.outcome = AttemptOutcome::Failed {
                 phase: failure.phase,
@@ -414,8 +411,7 @@ mod tests {
         let context = BodyContext::new(
             &Method::GET,
             &Target::from_url(&url),
-            &[],
-            &record,
+            Arc::from([record]),
             now,
             now,
             limit,

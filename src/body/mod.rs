@@ -29,7 +29,7 @@ pub use buffered::BodyBuffering;
 pub(crate) use guard::BodyContext;
 pub(crate) use header_timeout::within_header_timeout;
 pub use progress::BodyProgress;
-pub(crate) use response::deliver;
+pub(crate) use response::{buffer_within_attempt, guard};
 pub(crate) use settings::BodySettings;
 pub use settings::MinThroughput;
 pub(crate) use upload::{refine_after_upload, track_upload};

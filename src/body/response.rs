@@ -10,12 +10,37 @@ use super::guard::{BodyContext, GuardedBody, StreamedBody};
 use super::settings::BodySettings;
 use crate::classify::Classified;
 
-/// Guards the body of `response`, or reads it in buffered mode.
+/// Puts the guard around the body of `response`, which the caller reads
+/// after the middleware returns it.
+pub(crate) fn guard(
+    response: reqwest::Response,
+    settings: &BodySettings,
+    context: BodyContext,
+) -> reqwest::Response {
+    let expected_len = response.content_length();
+    if expected_len == Some(0) {
+        // An empty body, such as the response to `HEAD`, cannot stall or
+        // break off.
+        return response;
+    }
+    let now = Instant::now();
+    let url = response.url().clone();
+    let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let guard = GuardedBody::new(body, settings, expected_len, context, now);
+    rebuild(
+        parts,
+        reqwest::Body::wrap(StreamedBody::new(guard, None)),
+        url,
+    )
+}
+
+/// Reads the body of `response` within the attempt, in buffered mode, or
+/// guards it as [`guard`] does when it is larger than the maximum.
 ///
 /// # Errors
 ///
-/// Only in buffered mode: the failure of the body, in `Phase::Body`.
-pub(crate) async fn deliver(
+/// The failure of the body, in `Phase::Body`.
+pub(crate) async fn buffer_within_attempt(
     mut response: reqwest::Response,
     settings: &BodySettings,
     context: BodyContext,
@@ -24,11 +49,9 @@ pub(crate) async fn deliver(
     if expected_len == Some(0) {
         // An empty body, such as the response to `HEAD`, cannot stall or
         // break off.
-        if settings.buffer {
-            response
-                .extensions_mut()
-                .insert(BodyBuffering::Buffered { len: 0 });
-        }
+        response
+            .extensions_mut()
+            .insert(BodyBuffering::Buffered { len: 0 });
         return Ok(response);
     }
 
@@ -37,26 +60,20 @@ pub(crate) async fn deliver(
     let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
     let mut guard = GuardedBody::new(body, settings, expected_len, context, now);
 
-    let body = if settings.buffer {
-        // Boxed, so that the buffering state does not enlarge the future of
-        // every call that streams its body.
-        match Box::pin(buffer(&mut guard, settings.max_buffered_len, expected_len)).await? {
-            Buffered::Complete(bytes) => {
-                parts.extensions.insert(BodyBuffering::Buffered {
-                    len: bytes.len() as u64,
-                });
-                reqwest::Body::from(bytes)
-            }
-            Buffered::TooLarge(prefix) => {
-                parts.extensions.insert(BodyBuffering::Streamed {
-                    max_len: settings.max_buffered_len,
-                    content_length: expected_len,
-                });
-                reqwest::Body::wrap(StreamedBody::new(guard, prefix))
-            }
+    let body = match buffer(&mut guard, settings.max_buffered_len, expected_len).await? {
+        Buffered::Complete(bytes) => {
+            parts.extensions.insert(BodyBuffering::Buffered {
+                len: bytes.len() as u64,
+            });
+            reqwest::Body::from(bytes)
         }
-    } else {
-        reqwest::Body::wrap(StreamedBody::new(guard, None))
+        Buffered::TooLarge(prefix) => {
+            parts.extensions.insert(BodyBuffering::Streamed {
+                max_len: settings.max_buffered_len,
+                content_length: expected_len,
+            });
+            reqwest::Body::wrap(StreamedBody::new(guard, prefix))
+        }
     };
     Ok(rebuild(parts, body, url))
 }
