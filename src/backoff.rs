@@ -57,8 +57,8 @@ pub(crate) struct Schedule {
 impl Schedule {
     /// Returns the wait before the next retry.
     pub(crate) fn next_wait(&mut self) -> Duration {
-        // Without a maximum count the iterator never ends; `max` stands in
-        // should that change.
+        // Without a maximum count the iterator never ends, so `max` is only
+        // a fallback in case that changes.
         let wait = self.waits.next().unwrap_or(self.max);
         round_to_timer_resolution(wait).min(self.max)
     }

@@ -50,12 +50,12 @@ pub(crate) struct AttemptContext<'a> {
     /// error itself does not.
     pub(crate) elapsed: Duration,
     pub(crate) target: &'a Target,
-    /// The client's connect timeout, when the middleware knows it.
+    /// The client's connect timeout, when the middleware has been given it.
     pub(crate) connect_timeout: Option<Duration>,
 }
 
 impl AttemptContext<'_> {
-    /// Whether a connect that never completed would have been reported by
+    /// Returns whether a connect that never completed would have been reported by
     /// the client's connect timeout before the attempt's limit fired.
     fn connect_timeout_fires_first(&self) -> bool {
         self.connect_timeout
@@ -369,7 +369,7 @@ impl Classified {
     }
 }
 
-/// What the chain of sources below a reqwest error shows.
+/// Facts found in the chain of sources below a reqwest error.
 #[derive(Debug, Default)]
 struct ChainFacts {
     refused: bool,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::limit::Limit;
 
-/// The least time a retry must have before the deadline. A shorter attempt
+/// Minimum time a retry must have before the deadline. A shorter attempt
 /// could only time out, and its error would hide the earlier ones.
 pub(crate) const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(10);
 

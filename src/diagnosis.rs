@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Diagnosis {
     /// The host name does not exist: the resolver reported that it has no
-    /// address for it. Not retried, because the answer will not change soon.
+    /// address for it. Not retried, because the result will not change soon.
     NameNotResolved,
     /// The resolver failed for a reason that may pass, such as a timeout or a
     /// temporary failure.

@@ -9,7 +9,7 @@ use crate::error::Error;
 /// A [`RetryableStrategy`] for `reqwest-retry`'s `RetryTransientMiddleware`
 /// that recognises this crate's errors.
 ///
-/// `reqwest-retry` sees this middleware's failures as opaque
+/// `reqwest-retry` receives this middleware's failures as opaque
 /// `reqwest_middleware::Error::Middleware` errors and treats them as fatal.
 /// With this strategy, an outer `RetryTransientMiddleware` retries them when
 /// [`Error::is_retryable`] reports that a later call may succeed. A response

@@ -140,7 +140,7 @@ impl TimeoutMiddleware {
     /// connect timeout below the attempt timeout, a stalled connect and a
     /// stalled server both end with the attempt timeout and look the same.
     /// With it, a stalled connect ends early with its own error, and the
-    /// middleware then knows the value and drops the second possible cause
+    /// middleware then has the value and drops the second possible cause
     /// from its messages. The connect timeout covers DNS, the TCP connect and
     /// the TLS handshake.
     ///

@@ -1,5 +1,5 @@
 //! Reasoning across the attempts of a call: what the pattern of failures
-//! says that a single failure cannot.
+//! shows that a single failure cannot.
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ const AT_LIMIT: f64 = 0.95;
 /// A response that took this share of the limit or more was close to it.
 const NEAR_LIMIT: f64 = 0.8;
 
-/// What the attempts of a failed call show together.
+/// The conclusion drawn from the attempts of a failed call together.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Finding {
     /// A better diagnosis than the last attempt's alone, if the pattern gives
@@ -84,7 +84,7 @@ fn all_refused_fast(history: &[AttemptRecord]) -> Option<Finding> {
     })
 }
 
-/// Every attempt ran until its limit while responses from the same place,
+/// Finds timeouts at the limit while responses from the same place,
 /// in this call or recently, took nearly as long: the limit is the problem.
 fn timeouts_near_known_latency(
     history: &[AttemptRecord],
@@ -127,8 +127,8 @@ fn timeouts_near_known_latency(
     })
 }
 
-/// Every attempt failed the same way: say so, because it rules out a
-/// passing glitch.
+/// Finds attempts that all failed the same way, which rules out a passing
+/// glitch.
 fn all_failed_alike(history: &[AttemptRecord]) -> Option<Finding> {
     if history.len() < 2 {
         return None;

@@ -1,8 +1,8 @@
-//! Which failures and methods allow another attempt.
+//! Rules for the statuses and methods that allow another attempt.
 
 use http::{Method, StatusCode};
 
-/// Statuses that say the server could not answer now but may soon: request
+/// Statuses that show the server could not respond now but may soon: request
 /// timeout, too many requests and the transient server errors.
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(

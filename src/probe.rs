@@ -15,7 +15,7 @@ use crate::format::DisplayDuration;
 /// At most this many addresses of a host are probed.
 const MAX_ADDRESSES: usize = 8;
 
-/// What a bare TCP connect to one address did.
+/// The outcome of a bare TCP connect to one address.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeOutcome {
@@ -49,7 +49,7 @@ impl ProbeResult {
     }
 }
 
-/// What the active probe found, enabled with
+/// The findings of the active probe, enabled with
 /// [`TimeoutMiddlewareBuilder::active_probe`](crate::TimeoutMiddlewareBuilder::active_probe).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeReport {

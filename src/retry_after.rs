@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 
-/// Returns the wait that a `Retry-After` value asks for, or `None` when the
+/// Returns the wait that a `Retry-After` value requests, or `None` when the
 /// value is neither a number of seconds nor an HTTP date.
 ///
 /// Both forms saturate: a number of seconds too large for `u64` becomes the

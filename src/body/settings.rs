@@ -229,7 +229,7 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// Unlike the attempt timeout, it does not cover the response body, so a
     /// large download can have a long attempt timeout and still give up early
-    /// on a server that never answers. It must not be longer than the
+    /// on a server that never responds. It must not be longer than the
     /// attempt timeout.
     ///
     /// Default is off.
