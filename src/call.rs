@@ -1,27 +1,32 @@
 //! The attempt loop of one call: run an attempt, classify its outcome,
 //! then retry after a wait or stop.
 
+use std::future::Future;
 use std::iter;
+use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Extensions, Method, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::Next;
-use tokio::time::Instant;
+use tokio::time::error::Elapsed;
+use tokio::time::{Instant, Timeout};
 
 use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
 use crate::backoff::Schedule;
-use crate::body;
+use crate::body::{self, HeaderTimedOut, UploadProgress};
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
 use crate::format::error_chain_text;
 use crate::limit::Limit;
-use crate::middleware::Config;
+use crate::middleware::{ClearOnDrop, Config};
 use crate::phase::Phase;
 use crate::policy::is_retryable_status;
+use crate::replay::buffer_small_body;
 use crate::retry_after::parse_retry_after;
 use crate::target::Target;
 use crate::{pattern, probe};
@@ -40,198 +45,324 @@ pub(crate) struct Call<'c> {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) target: Target,
     pub(crate) history: Vec<AttemptRecord>,
-    pub(crate) schedule: Schedule,
+    /// The waits between attempts, made at the first backoff.
+    pub(crate) schedule: Option<Box<Schedule>>,
 }
 
-/// The decision after an attempt: retry after a wait, or stop.
+/// An attempt in flight: what the call needs once its exchange ends.
+struct Attempt {
+    /// The number of attempts before this one.
+    retry: u32,
+    started: Instant,
+    limit: AttemptLimit,
+    upload: Option<Arc<UploadProgress>>,
+    /// Whether the request can be sent again after this attempt.
+    resendable: bool,
+}
+
+impl Attempt {
+    /// Returns `exchange` under the attempt's limit, counted from the
+    /// attempt's start.
+    fn limit_timer<F: Future>(&self, exchange: F) -> Timeout<F> {
+        match self.started.checked_add(self.limit.budget) {
+            Some(end) => tokio::time::timeout_at(end, exchange),
+            None => tokio::time::timeout(self.limit.budget, exchange),
+        }
+    }
+}
+
+/// The end of an attempt in buffered mode: the reading of the response
+/// body, then the result and the record of the attempt.
+type BufferedEnd<'c> =
+    Pin<Box<dyn Future<Output = (Result<Response, Classified>, AttemptRecord)> + Send + 'c>>;
+
+/// The call's next step after an attempt.
+enum Step {
+    /// Wait this long, then make the next attempt.
+    Retry(Duration),
+    /// End the call with this response.
+    Respond(Response),
+    /// End the call with this failure of the last attempt, once the
+    /// failure is explained.
+    GiveUp(Failure, StopReason),
+}
+
+/// The retry decision after an attempt, which [`Call::decide`] turns into a
+/// [`Step`].
 enum Decision {
-    /// Wait, then send this copy of the request.
+    /// Wait, then send the request again.
     Retry {
         wait: Duration,
-        request: Box<Request>,
     },
     Stop(StopReason),
 }
 
-impl Call<'_> {
-    pub(crate) async fn run(
+impl<'c> Call<'c> {
+    /// Returns the future that runs the call's attempts. When `buffer_body`
+    /// is set, the future first reads a streamed request body of at most
+    /// that many bytes, within that time, so that the request can be sent
+    /// again.
+    ///
+    /// The future is an `async move` block rather than an `async fn`, which
+    /// would keep each argument twice: as captured and as a local. `request`
+    /// stays where it was captured for the whole call, and each attempt sends
+    /// a copy. The work between two `await`s is in plain methods, so that
+    /// its locals take no room in the future.
+    pub(crate) fn run<'a>(
         mut self,
-        request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
-        let mut pending = request;
-        loop {
-            let retry = self.retries_so_far();
-            let started = Instant::now();
-            if self.deadline.remaining(started).is_zero() {
-                // Only reading a streamed body into memory before the first
-                // attempt can use up the whole budget; retries always leave
-                // time to run.
-                return Err(self.deadline_spent_before_first_attempt(started).into());
+        mut request: Request,
+        buffer_body: Option<(usize, Duration)>,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+        clear_mark: ClearOnDrop,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'a
+    where
+        'c: 'a,
+    {
+        async move {
+            let _clear_mark = clear_mark;
+            if let Some((max_bytes, time_limit)) = buffer_body {
+                request = Box::pin(buffer_small_body(request, max_bytes, time_limit)).await;
             }
-            let limit =
-                self.deadline
-                    .attempt_limit(started, self.attempt_timeout, self.request_timeout);
-
-            // Keep the original for the next attempt; a streamed body cannot
-            // be cloned, so such a request is sent as it is, once.
-            let (mut attempt, spare) = match pending.try_clone() {
-                Some(copy) => (copy, Some(pending)),
-                None => (pending, None),
-            };
-            *attempt.timeout_mut() = Some(limit.budget);
-            let upload = body::track_upload(&mut attempt, &self.config.body, started);
-
-            let exchange = body::within_header_timeout(
-                self.config.body.response_header_timeout,
-                started,
-                upload.as_deref(),
-                next.clone().run(attempt, extensions),
-            );
-            let result = tokio::time::timeout(limit.budget, exchange).await;
-            let duration = started.elapsed();
-            let mut record = AttemptRecord {
-                number: retry + 1,
-                started_after: self.deadline.elapsed(started),
-                duration,
-                limit: limit.budget,
-                outcome: AttemptOutcome::Response(StatusCode::OK),
-                retry_after: None,
-                wait_after: None,
-                error: None,
-            };
-
-            let result = match result {
-                Ok(Ok(Ok(response))) => {
-                    self.config.recent_latency.record(
-                        self.target.host(),
-                        self.target.port(),
-                        duration,
-                    );
-                    record.outcome = AttemptOutcome::Response(response.status());
-                    record.retry_after = self.retry_after(&response);
-                    if self.config.body.buffer {
-                        let history = self
-                            .history
-                            .iter()
-                            .cloned()
-                            .chain(iter::once(record.clone()))
-                            .collect();
-                        let context = self.body_context(history, started, limit);
-                        // Boxed, so that the buffering state does not enlarge
-                        // the future of every call that streams its body.
-                        Box::pin(body::buffer_within_attempt(
-                            response,
-                            &self.config.body,
-                            context,
-                        ))
-                        .await
-                    } else {
-                        // The guard goes around the body below, once the
-                        // call is known to return this response.
-                        Ok(response)
+            loop {
+                let now = Instant::now();
+                if self.deadline.remaining(now).is_zero() {
+                    // Only reading a streamed body into memory before the
+                    // first attempt can use up the whole budget; retries
+                    // always leave time to run.
+                    return Err(self.deadline_spent_before_first_attempt(now).into());
+                }
+                let (attempt, sent) = self.start_attempt(&mut request, now);
+                let exchange = body::within_header_timeout(
+                    self.config.body.response_header_timeout,
+                    attempt.started,
+                    attempt.upload.as_deref(),
+                    next.clone().run(sent, extensions),
+                );
+                let outcome = attempt.limit_timer(exchange).await;
+                let (result, record) = if self.config.body.buffer {
+                    self.end_buffered(outcome, &attempt).await
+                } else {
+                    self.end_exchange(outcome, &attempt)
+                };
+                let wait = match self.decide(result, record, &attempt) {
+                    Step::Retry(wait) => wait,
+                    Step::Respond(response) => return Ok(response),
+                    Step::GiveUp(failure, stop) => {
+                        // Boxed, because the probe's state would otherwise
+                        // enlarge every call's future, failed or not.
+                        return Err(Box::pin(self.give_up(failure, stop)).await);
                     }
-                }
-                Ok(Ok(Err(error))) => Err(classify_error(
-                    error,
-                    &self.attempt_context(&limit, duration),
-                )),
-                Ok(Err(header_timeout)) => Err(header_timeout.classify()),
-                Err(_elapsed) => Err(classify_timeout(&self.attempt_context(&limit, duration))),
-            };
-            // In buffered mode the attempt includes reading the body.
-            record.duration = started.elapsed();
-
-            let classified = match result {
-                Ok(mut response) => {
-                    let status = response.status();
-                    let decision = self.decide_after_status(status, record.retry_after, spare);
-                    match decision {
-                        Decision::Retry { wait, request } => {
-                            tracing::debug!(
-                                http.request.resend_count = retry + 1,
-                                http.response.status_code = status.as_u16(),
-                                wait_ms = duration_ms(wait),
-                                "retrying after a retryable status"
-                            );
-                            record.wait_after = Some(wait);
-                            self.history.push(record);
-                            drop(response);
-                            tokio::time::sleep(wait).await;
-                            pending = *request;
-                            continue;
-                        }
-                        Decision::Stop(stop) => {
-                            // Collected from an exact-size iterator, so this
-                            // is the history's only allocation on the success
-                            // path.
-                            let history: Arc<[AttemptRecord]> =
-                                self.history.drain(..).chain(iter::once(record)).collect();
-                            let attempts = Attempts::new(Arc::clone(&history), stop);
-                            // Guarding first lets the extensions below reuse
-                            // the map that the guard's rebuilt response has.
-                            if !self.config.body.buffer {
-                                let context = self.body_context(history, started, limit);
-                                response = body::guard(response, &self.config.body, context);
-                            }
-                            response.extensions_mut().insert(attempts);
-                            return Ok(response);
-                        }
-                    }
-                }
-                Err(classified) => body::refine_after_upload(classified, upload.as_deref()),
-            };
-
-            record.outcome = AttemptOutcome::Failed {
-                phase: classified.failure.phase,
-                diagnosis: classified.failure.diagnosis,
-                timed_out: classified.failure.timed_out,
-            };
-            record.error = classified
-                .failure
-                .source
-                .as_deref()
-                .map(|source| error_chain_text(source));
-            match self.decide_after_error(&classified, spare) {
-                Decision::Retry { wait, request } => {
-                    tracing::debug!(
-                        http.request.resend_count = retry + 1,
-                        reason = classified.failure.diagnosis.code(),
-                        phase = classified.failure.phase.as_str(),
-                        wait_ms = duration_ms(wait),
-                        "retrying after a failed attempt"
-                    );
-                    record.wait_after = Some(wait);
-                    self.history.push(record);
-                    tokio::time::sleep(wait).await;
-                    pending = *request;
-                }
-                Decision::Stop(stop) => {
-                    self.history.push(record);
-                    let mut failure = classified.failure;
-                    // Boxed, because the probe's state would otherwise enlarge every
-                    // call's future, failed or not.
-                    Box::pin(self.explain(&mut failure)).await;
-                    let elapsed = self.deadline.elapsed(Instant::now());
-                    let error = Error::new(
-                        self.method,
-                        self.target,
-                        failure,
-                        self.history,
-                        elapsed,
-                        stop,
-                    );
-                    tracing::debug!(
-                        reason = error.diagnosis().code(),
-                        attempts = error.attempts(),
-                        elapsed_ms = duration_ms(elapsed),
-                        "giving up"
-                    );
-                    return Err(error.into());
-                }
+                };
+                tokio::time::sleep(wait).await;
             }
         }
+    }
+
+    /// Starts an attempt: sets its limit on a copy of `request` and tracks
+    /// the upload of its body. Returns the attempt and the request to send.
+    fn start_attempt(&self, request: &mut Request, started: Instant) -> (Attempt, Request) {
+        let limit =
+            self.deadline
+                .attempt_limit(started, self.attempt_timeout, self.request_timeout);
+        let (mut sent, resendable) = take_attempt(request);
+        *sent.timeout_mut() = Some(limit.budget);
+        let upload = body::track_upload(&mut sent, &self.config.body, started);
+        let attempt = Attempt {
+            retry: self.retries_so_far(),
+            started,
+            limit,
+            upload,
+            resendable,
+        };
+        (attempt, sent)
+    }
+
+    /// Returns the response or the classified failure of an attempt whose
+    /// exchange ended with `outcome`, and the attempt's record.
+    fn end_exchange(
+        &self,
+        outcome: Result<ExchangeResult, Elapsed>,
+        attempt: &Attempt,
+    ) -> (Result<Response, Classified>, AttemptRecord) {
+        let duration = attempt.started.elapsed();
+        let mut record = AttemptRecord {
+            number: attempt.retry + 1,
+            started_after: self.deadline.elapsed(attempt.started),
+            duration,
+            limit: attempt.limit.budget,
+            outcome: AttemptOutcome::Response(StatusCode::OK),
+            retry_after: None,
+            wait_after: None,
+            error: None,
+        };
+        let result = match outcome {
+            Ok(Ok(Ok(response))) => {
+                self.config
+                    .recent_latency
+                    .record(self.target.host(), self.target.port(), duration);
+                record.outcome = AttemptOutcome::Response(response.status());
+                record.retry_after = self.retry_after(&response);
+                // Without buffering, the guard goes around the body in
+                // `deliver`, once the call is known to return this response.
+                Ok(response)
+            }
+            Ok(Ok(Err(error))) => Err(classify_error(
+                error,
+                &self.attempt_context(&attempt.limit, duration),
+            )),
+            Ok(Err(header_timeout)) => Err(header_timeout.classify()),
+            Err(_elapsed) => Err(classify_timeout(
+                &self.attempt_context(&attempt.limit, duration),
+            )),
+        };
+        (result, record)
+    }
+
+    /// Returns what [`end_exchange`](Self::end_exchange) returns, in buffered
+    /// mode, where a response's body is read within the attempt. Boxed, so
+    /// that the buffering state does not enlarge the future of every call
+    /// that streams its body.
+    fn end_buffered(
+        &self,
+        outcome: Result<ExchangeResult, Elapsed>,
+        attempt: &Attempt,
+    ) -> BufferedEnd<'c> {
+        let (result, record) = self.end_exchange(outcome, attempt);
+        let response = match result {
+            Ok(response) => response,
+            Err(classified) => return Box::pin(std::future::ready((Err(classified), record))),
+        };
+        let history = self
+            .history
+            .iter()
+            .cloned()
+            .chain(iter::once(record.clone()))
+            .collect();
+        let context = self.body_context(history, attempt.started, attempt.limit);
+        let config: &'c Config = self.config;
+        Box::pin(async move {
+            let result = body::buffer_within_attempt(response, &config.body, context).await;
+            (result, record)
+        })
+    }
+
+    /// Records the attempt and decides what the call does next.
+    fn decide(
+        &mut self,
+        result: Result<Response, Classified>,
+        mut record: AttemptRecord,
+        attempt: &Attempt,
+    ) -> Step {
+        if self.config.body.buffer {
+            // In buffered mode the attempt includes reading the body.
+            record.duration = attempt.started.elapsed();
+        }
+        let retry = attempt.retry;
+        let classified = match result {
+            Ok(response) => {
+                let status = response.status();
+                return match self.decide_after_status(
+                    status,
+                    record.retry_after,
+                    attempt.resendable,
+                ) {
+                    Decision::Retry { wait } => {
+                        tracing::debug!(
+                            http.request.resend_count = retry + 1,
+                            http.response.status_code = status.as_u16(),
+                            wait_ms = duration_ms(wait),
+                            "retrying after a retryable status"
+                        );
+                        record.wait_after = Some(wait);
+                        self.history.push(record);
+                        Step::Retry(wait)
+                    }
+                    Decision::Stop(stop) => {
+                        Step::Respond(self.deliver(response, record, stop, attempt))
+                    }
+                };
+            }
+            Err(classified) => body::refine_after_upload(classified, attempt.upload.as_deref()),
+        };
+
+        record.outcome = AttemptOutcome::Failed {
+            phase: classified.failure.phase,
+            diagnosis: classified.failure.diagnosis,
+            timed_out: classified.failure.timed_out,
+        };
+        record.error = classified
+            .failure
+            .source
+            .as_deref()
+            .map(|source| error_chain_text(source));
+        match self.decide_after_error(&classified, attempt.resendable) {
+            Decision::Retry { wait } => {
+                tracing::debug!(
+                    http.request.resend_count = retry + 1,
+                    reason = classified.failure.diagnosis.code(),
+                    phase = classified.failure.phase.as_str(),
+                    wait_ms = duration_ms(wait),
+                    "retrying after a failed attempt"
+                );
+                record.wait_after = Some(wait);
+                self.history.push(record);
+                Step::Retry(wait)
+            }
+            Decision::Stop(stop) => {
+                self.history.push(record);
+                Step::GiveUp(classified.failure, stop)
+            }
+        }
+    }
+
+    /// Returns the response that ends the call, with its attempts in its
+    /// extensions and, unless buffered mode read it, its body under the
+    /// guard.
+    fn deliver(
+        &mut self,
+        mut response: Response,
+        record: AttemptRecord,
+        stop: StopReason,
+        attempt: &Attempt,
+    ) -> Response {
+        let duration = record.duration;
+        // Collected from an exact-size iterator, so this is the history's
+        // only allocation on the success path.
+        let history: Arc<[AttemptRecord]> =
+            self.history.drain(..).chain(iter::once(record)).collect();
+        let attempts = Attempts::new(Arc::clone(&history), stop);
+        // Guarding first lets the insert below reuse the extension map of the
+        // guard's rebuilt response.
+        if !self.config.body.buffer {
+            let context = self.body_context(history, attempt.started, attempt.limit);
+            let headers_at = attempt.started.checked_add(duration);
+            response = body::guard(response, &self.config.body, context, headers_at);
+        }
+        response.extensions_mut().insert(attempts);
+        response
+    }
+
+    /// Returns the error that ends the call, after adding what the attempts
+    /// and the active probe show.
+    async fn give_up(self, mut failure: Failure, stop: StopReason) -> reqwest_middleware::Error {
+        self.explain(&mut failure).await;
+        let elapsed = self.deadline.elapsed(Instant::now());
+        let error = Error::new(
+            self.method,
+            self.target,
+            failure,
+            self.history,
+            elapsed,
+            stop,
+        );
+        tracing::debug!(
+            reason = error.diagnosis().code(),
+            attempts = error.attempts(),
+            elapsed_ms = duration_ms(elapsed),
+            "giving up"
+        );
+        error.into()
     }
 
     /// Adds what the attempts show together, and what the active probe
@@ -353,7 +484,7 @@ impl Call<'_> {
         &mut self,
         status: StatusCode,
         retry_after: Option<Duration>,
-        spare: Option<Request>,
+        resendable: bool,
     ) -> Decision {
         let temporary_too_large = status == StatusCode::PAYLOAD_TOO_LARGE && retry_after.is_some();
         if !is_retryable_status(status) && !temporary_too_large {
@@ -363,9 +494,9 @@ impl Call<'_> {
         if !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
-        let Some(request) = spare else {
+        if !resendable {
             return Decision::Stop(StopReason::OneShotBody);
-        };
+        }
         let retry = self.retries_so_far();
         if retry >= self.max_retries {
             return Decision::Stop(StopReason::MaxRetries(self.max_retries));
@@ -381,43 +512,42 @@ impl Call<'_> {
             if !self.spend_budget(now) {
                 return Decision::Stop(StopReason::Budget);
             }
-            return Decision::Retry {
-                wait,
-                request: Box::new(request),
-            };
+            return Decision::Retry { wait };
         }
-        self.backoff_or_stop(now, request)
+        self.backoff_or_stop(now)
     }
 
-    fn decide_after_error(&mut self, classified: &Classified, spare: Option<Request>) -> Decision {
+    fn decide_after_error(&mut self, classified: &Classified, resendable: bool) -> Decision {
         if !classified.failure.retryable {
             return Decision::Stop(StopReason::NotRetryable);
         }
         if !classified.not_sent && !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
-        let Some(request) = spare else {
+        if !resendable {
             return Decision::Stop(StopReason::OneShotBody);
-        };
+        }
         let retry = self.retries_so_far();
         if retry >= self.max_retries {
             return Decision::Stop(StopReason::MaxRetries(self.max_retries));
         }
-        self.backoff_or_stop(Instant::now(), request)
+        self.backoff_or_stop(Instant::now())
     }
 
-    fn backoff_or_stop(&mut self, now: Instant, request: Request) -> Decision {
-        let wait = self.schedule.next_wait();
+    fn backoff_or_stop(&mut self, now: Instant) -> Decision {
+        // Made at the first backoff, so that a call that needs none carries
+        // no schedule.
+        let schedule = self
+            .schedule
+            .get_or_insert_with(|| Box::new(self.config.backoff.schedule()));
+        let wait = schedule.next_wait();
         if !self.deadline.fits_wait(now, wait) {
             return Decision::Stop(StopReason::Deadline);
         }
         if !self.spend_budget(now) {
             return Decision::Stop(StopReason::Budget);
         }
-        Decision::Retry {
-            wait,
-            request: Box::new(request),
-        }
+        Decision::Retry { wait }
     }
 
     /// Spends one retry from the host's budget; returns `false` when it is
@@ -434,10 +564,28 @@ impl Call<'_> {
     }
 }
 
+/// The output of an exchange: the rest of the chain's result, or the
+/// response header timeout.
+type ExchangeResult = Result<reqwest_middleware::Result<Response>, HeaderTimedOut>;
+
+/// Returns the request for one attempt, and whether `request` can be sent
+/// again after it.
+///
+/// The attempt gets a copy, and `request` stays for the next one. A streamed
+/// body cannot be copied, so such a request is sent itself, once, and a
+/// stand-in without a body takes its place.
+fn take_attempt(request: &mut Request) -> (Request, bool) {
+    if let Some(copy) = request.try_clone() {
+        return (copy, true);
+    }
+    let stand_in = Request::new(request.method().clone(), request.url().clone());
+    (mem::replace(request, stand_in), false)
+}
+
 /// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);
 
-/// Returns whether a bare TCP connect adds information to `failure`: the
+/// Whether a failure is one where a bare connect tells something: the
 /// attempt did not get past opening the connection, or may not have.
 fn worth_probing(failure: &Failure) -> bool {
     matches!(failure.phase, Phase::Dns | Phase::Connect | Phase::Tls) || failure.note.is_some()

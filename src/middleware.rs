@@ -1,8 +1,9 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
@@ -18,7 +19,6 @@ use crate::deadline::Deadline;
 use crate::latency::RecentLatency;
 use crate::overrides::RequestOverrides;
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
-use crate::replay::buffer_small_body;
 use crate::target::Target;
 
 /// The settings of a built middleware, checked by the builder.
@@ -64,7 +64,7 @@ impl Config {
 struct HandledByOuterLayer(Arc<AtomicBool>);
 
 /// Clears the mark of a call when the call ends.
-struct ClearOnDrop(Arc<AtomicBool>);
+pub(crate) struct ClearOnDrop(Arc<AtomicBool>);
 
 impl Drop for ClearOnDrop {
     fn drop(&mut self) {
@@ -194,33 +194,44 @@ impl TimeoutMiddleware {
     }
 }
 
-#[async_trait]
+// Written out instead of with `#[async_trait]`, because the macro's boxed
+// future would keep the request twice: once as the captured argument and
+// once as the local it is moved into. The setup below needs no `await`, so
+// it runs before the future is boxed.
 impl Middleware for TimeoutMiddleware {
-    async fn handle(
-        &self,
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
         request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
+        extensions: &'life1 mut Extensions,
+        next: Next<'life2>,
+    ) -> Pin<Box<dyn Future<Output = reqwest_middleware::Result<Response>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let outer_is_active = extensions
             .get::<HandledByOuterLayer>()
             .is_some_and(|mark| mark.0.load(Ordering::Acquire));
         if outer_is_active {
             // The outer instance sets the timeouts and makes the retries;
             // doing both here too would multiply the attempts.
-            return next.run(request, extensions).await;
+            return next.run(request, extensions);
         }
         let active = Arc::new(AtomicBool::new(true));
         extensions.insert(HandledByOuterLayer(Arc::clone(&active)));
-        let _clear_mark = ClearOnDrop(active);
+        let clear_mark = ClearOnDrop(active);
 
         let overrides = extensions
             .get::<RequestOverrides>()
             .cloned()
             .unwrap_or_default();
-        overrides
-            .validate()
-            .map_err(reqwest_middleware::Error::middleware)?;
+        if let Err(error) = overrides.validate() {
+            return Box::pin(std::future::ready(Err(
+                reqwest_middleware::Error::middleware(error),
+            )));
+        }
         let config = &self.config;
         let total_timeout = overrides.total_timeout.unwrap_or(config.total_timeout);
 
@@ -243,20 +254,7 @@ impl Middleware for TimeoutMiddleware {
         config
             .budgets
             .deposit(target.host(), target.port(), started);
-        let request = if config.buffer_request_streams > 0 && request.try_clone().is_none() {
-            // At most one attempt's worth of the budget goes to reading the
-            // caller's stream, so that the first attempt keeps time to run.
-            let attempt_timeout = overrides.attempt_timeout.unwrap_or(config.attempt_timeout);
-            let time_limit = attempt_timeout.min(total_timeout) / 2;
-            Box::pin(buffer_small_body(
-                request,
-                config.buffer_request_streams,
-                time_limit,
-            ))
-            .await
-        } else {
-            request
-        };
+        let buffer_body = config.buffer_request_streams > 0 && request.try_clone().is_none();
         let call = Call {
             config,
             attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),
@@ -267,8 +265,17 @@ impl Middleware for TimeoutMiddleware {
             request_timeout: request.timeout().copied(),
             target,
             history: Vec::new(),
-            schedule: config.backoff.schedule(),
+            schedule: None,
         };
-        call.run(request, extensions, next).instrument(span).await
+        // At most one attempt's worth of the budget goes to reading the
+        // caller's stream, so that the first attempt keeps time to run.
+        let buffer_limit = buffer_body.then(|| {
+            let time_limit = call.attempt_timeout.min(total_timeout) / 2;
+            (config.buffer_request_streams, time_limit)
+        });
+        Box::pin(
+            call.run(request, buffer_limit, extensions, next, clear_mark)
+                .instrument(span),
+        )
     }
 }

@@ -43,7 +43,9 @@ pub(crate) async fn within_header_timeout<F: Future>(
         return Ok(exchange.await);
     };
     let mut exchange = pin!(exchange);
-    let mut deadline = pin!(header_deadline(timeout, started, upload));
+    // Boxed, so that its timer and its wait for the upload do not enlarge
+    // the future of every attempt when no header timeout is set.
+    let mut deadline = Box::pin(header_deadline(timeout, started, upload));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = exchange.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));

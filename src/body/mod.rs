@@ -27,9 +27,9 @@ mod watch;
 
 pub use buffered::BodyBuffering;
 pub(crate) use guard::BodyContext;
-pub(crate) use header_timeout::within_header_timeout;
+pub(crate) use header_timeout::{within_header_timeout, HeaderTimedOut};
 pub use progress::BodyProgress;
 pub(crate) use response::{buffer_within_attempt, guard};
 pub(crate) use settings::BodySettings;
 pub use settings::MinThroughput;
-pub(crate) use upload::{refine_after_upload, track_upload};
+pub(crate) use upload::{refine_after_upload, track_upload, UploadProgress};

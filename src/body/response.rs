@@ -11,11 +11,13 @@ use super::settings::BodySettings;
 use crate::classify::Classified;
 
 /// Puts the guard around the body of `response`, which the caller reads
-/// after the middleware returns it.
+/// after the middleware returns it. The guard counts from `headers_at`,
+/// when the headers arrived, or from now when that is `None`.
 pub(crate) fn guard(
     response: reqwest::Response,
     settings: &BodySettings,
     context: BodyContext,
+    headers_at: Option<Instant>,
 ) -> reqwest::Response {
     let expected_len = response.content_length();
     if expected_len == Some(0) {
@@ -23,7 +25,7 @@ pub(crate) fn guard(
         // break off.
         return response;
     }
-    let now = Instant::now();
+    let now = headers_at.unwrap_or_else(Instant::now);
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
     let guard = GuardedBody::new(body, settings, expected_len, context, now);
