@@ -166,7 +166,12 @@ impl<'c> Call<'c> {
             self.deadline
                 .attempt_limit(started, self.attempt_timeout, self.request_timeout);
         let (mut sent, resendable) = take_attempt(request);
-        *sent.timeout_mut() = Some(limit.budget);
+        if sent.timeout().is_some() {
+            // The request's own timeout is part of the limit; lowering it
+            // keeps reqwest from firing later than the attempt ends. Only
+            // read, `timeout_mut` would add an entry to the extensions.
+            *sent.timeout_mut() = Some(limit.budget);
+        }
         let upload = body::track_upload(&mut sent, &self.config.body, started);
         let attempt = Attempt {
             retry: self.retries_so_far(),

@@ -95,11 +95,14 @@ impl Drop for ClearOnDrop {
 /// # How a call runs
 ///
 /// Each attempt runs under the smallest of the attempt timeout, the time left
-/// before the total deadline and the request's own timeout. The middleware
-/// passes that limit to reqwest as the request's timeout, so it also covers
-/// reading the response body after the middleware has returned. Note that a
-/// request timeout replaces the `reqwest::Client`'s own
-/// [`timeout`](reqwest::ClientBuilder::timeout) for that request.
+/// before the total deadline and the request's own timeout. One timer per
+/// attempt enforces that limit until the headers arrive; after that, the body
+/// guard enforces it while the caller waits for the body. Data that has
+/// already arrived is handed over even past the limit, so a caller that
+/// spends long on each piece of a body is not cut off by its own slowness.
+/// A [`timeout`](reqwest::ClientBuilder::timeout) set on the
+/// `reqwest::Client` still applies to each attempt, and when it fires first
+/// the error names it as the client's own timeout.
 ///
 /// The response is returned once its headers arrive, with its body under a
 /// guard: when the body stalls, breaks off or runs past a limit while the

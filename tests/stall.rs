@@ -191,6 +191,26 @@ async fn client_read_timeout_firing_first_is_named() {
     assert!(message.contains("client's own timeout"), "{message}");
 }
 
+#[tokio::test]
+async fn client_timeout_shorter_than_attempt_still_applies() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder().timeout(200 * MS),
+        timeouts(2_000 * MS, 3_000 * MS, 0),
+    );
+
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    assert!(error.is_timeout());
+    assert_eq!(error.phase(), Phase::Headers);
+    let Some(Limit::ClientTimeout(fired_after)) = error.limit() else {
+        panic!("expected the client's timeout, got {:?}", error.limit());
+    };
+    assert!(fired_after >= 190 * MS, "fired after {fired_after:?}");
+    assert!(fired_after < 1_500 * MS, "fired after {fired_after:?}");
+}
+
 fn streamed_body() -> reqwest::Body {
     reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
         b"streamed upload",

@@ -59,9 +59,7 @@ const MAX_INITIAL_CAPACITY: usize = 1024 * 1024;
 
 /// Reads the guarded body to the end, unless it is larger than `max_len`.
 ///
-/// reqwest's request timeout, which the middleware sets to the attempt's
-/// limit, ends a read that runs too long. The same limit is also applied
-/// here, in case another layer replaced that timeout.
+/// The guard ends a read that runs past the attempt's limit.
 ///
 /// NOTE: trailers, which HTTP/1.1 allows after a chunked body, are dropped;
 /// `reqwest::Response` offers no way to read them.
@@ -79,18 +77,11 @@ pub(crate) async fn buffer(
         .map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX))
         .min(MAX_INITIAL_CAPACITY);
     let mut data = BytesMut::with_capacity(capacity);
-    let attempt_end = guard.attempt_end();
     loop {
-        let next = std::future::poll_fn(|cx| guard.poll_guarded(cx));
-        let polled = match attempt_end {
-            Some(end) => tokio::time::timeout_at(end, next).await,
-            None => Ok(next.await),
-        };
-        let frame = match polled {
-            Err(_elapsed) => return Err(guard.fail_attempt_limit()),
-            Ok(None) => return Ok(Buffered::Complete(data.freeze())),
-            Ok(Some(Err(failure))) => return Err(failure),
-            Ok(Some(Ok(frame))) => frame,
+        let frame = match std::future::poll_fn(|cx| guard.poll_guarded(cx)).await {
+            None => return Ok(Buffered::Complete(data.freeze())),
+            Some(Err(failure)) => return Err(failure),
+            Some(Ok(frame)) => frame,
         };
         let Ok(chunk) = frame.into_data() else {
             continue;

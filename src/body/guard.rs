@@ -90,8 +90,13 @@ impl BodyContext {
 pub(crate) struct GuardedBody {
     inner: Option<reqwest::Body>,
     watch: BodyWatch,
-    /// Fires at the next check of the idle or throughput limit; `None` when
-    /// neither is set. It is reset, not re-created, after each check.
+    /// When the attempt's limit ends, or `None` when that is beyond what an
+    /// `Instant` can hold.
+    attempt_end: Option<Instant>,
+    /// Fires at the attempt's end or at the next check of the idle or
+    /// throughput limit, whichever comes first. Made at the first wait for
+    /// data, so that a body that is there when the caller reads it costs no
+    /// timer, and reset, not re-created, after each check.
     timer: Option<Pin<Box<Sleep>>>,
     context: BodyContext,
 }
@@ -105,22 +110,13 @@ impl GuardedBody {
         context: BodyContext,
         now: Instant,
     ) -> Self {
-        let watch = BodyWatch::new(settings, expected_len, now);
-        let timer = watch
-            .first_check()
-            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         GuardedBody {
             inner: Some(inner),
-            watch,
-            timer,
+            watch: BodyWatch::new(settings, expected_len, now),
+            attempt_end: context.attempt_end(),
+            timer: None,
             context,
         }
-    }
-
-    /// Returns when the attempt's limit ends; see
-    /// [`BodyContext::attempt_end`].
-    pub(crate) fn attempt_end(&self) -> Option<Instant> {
-        self.context.attempt_end()
     }
 
     /// Polls the next frame of the body, checking the limits while the
@@ -138,7 +134,13 @@ impl GuardedBody {
                     // The clock is read only when a wait ends, not for data
                     // that was already there.
                     if self.watch.is_waiting() {
-                        self.watch.end_wait(Instant::now());
+                        let now = Instant::now();
+                        if self.attempt_end.is_some_and(|end| now >= end) {
+                            // The wait ran past the attempt's end, and the
+                            // timer had not fired yet.
+                            return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
+                        }
+                        self.watch.end_wait(now);
                     }
                     self.watch.record(data.len() as u64);
                 }
@@ -156,7 +158,14 @@ impl GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Classified>>> {
         if !self.watch.is_waiting() {
-            self.watch.start_wait(Instant::now());
+            let now = Instant::now();
+            self.watch.start_wait(now);
+            if self.timer.is_none() {
+                let Some(first) = earliest(self.watch.next_check(now), self.attempt_end) else {
+                    return Poll::Pending;
+                };
+                self.timer = Some(Box::pin(tokio::time::sleep_until(first)));
+            }
         }
         let Some(timer) = self.timer.as_mut() else {
             return Poll::Pending;
@@ -164,23 +173,27 @@ impl GuardedBody {
         // The timer may fire for a check that is no longer due, for instance
         // because data arrived since it was set. Then the check returns the
         // next instant, and the timer is reset to it.
-        let stall = loop {
+        let (stall, now) = loop {
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             let now = Instant::now();
+            if self.attempt_end.is_some_and(|end| now >= end) {
+                return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
+            }
             match self.watch.check(now) {
-                Ok(Some(next)) => timer.as_mut().reset(next),
-                Ok(None) => return Poll::Pending,
+                Ok(next) => match earliest(next, self.attempt_end) {
+                    Some(next) => timer.as_mut().reset(next),
+                    None => return Poll::Pending,
+                },
                 Err(stall) => break (stall, now),
             }
         };
-        Poll::Ready(Some(Err(self.fail_stalled(stall.0, stall.1))))
+        Poll::Ready(Some(Err(self.fail_stalled(stall, now))))
     }
 
-    /// Classifies an error of the inner body: a request timeout of reqwest,
-    /// which the middleware set to the attempt's limit, or a broken
-    /// connection.
+    /// Classifies an error of the inner body: a broken connection, or a
+    /// timeout of reqwest, such as the client's own `timeout`.
     fn fail_with(&mut self, error: reqwest::Error) -> Classified {
         self.inner = None;
         let now = Instant::now();
@@ -193,11 +206,10 @@ impl GuardedBody {
         self.finish(classified, now)
     }
 
-    /// Returns the failure for the attempt's limit ending the body read,
-    /// when it fires before reqwest reports its own request timeout.
-    pub(crate) fn fail_attempt_limit(&mut self) -> Classified {
+    /// Returns the failure for the attempt's limit ending the body read at
+    /// `now`.
+    fn fail_attempt_limit(&mut self, now: Instant) -> Classified {
         self.inner = None;
-        let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.context.attempt_started);
         let mut classified = classify_timeout(&self.context.classify_context(elapsed));
         classified.failure.diagnosis = self.timeout_diagnosis(now);
@@ -296,6 +308,14 @@ impl GuardedBody {
 
     fn is_end_stream(&self) -> bool {
         self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+}
+
+/// Returns the earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -468,6 +488,48 @@ mod tests {
             next(&mut guard).await.is_none(),
             "the body ends after a failure"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempt_limit_ends_a_silent_body_without_body_limits() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        let start = Instant::now();
+        sender.send(b"abc").unwrap();
+
+        let first = next(&mut guard).await;
+        let second = next(&mut guard).await;
+
+        assert!(matches!(first, Some(Ok(_))));
+        let Some(Err(failure)) = second else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(start.elapsed(), 10_000 * MS);
+        assert_eq!(failure.failure.phase, Phase::Body);
+        assert_eq!(
+            failure.failure.limit,
+            Some(Limit::AttemptTimeout(10_000 * MS))
+        );
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        assert_eq!(failure.failure.progress.unwrap().bytes(), 3);
+        drop(sender);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_that_never_waits_arms_no_timer() {
+        let settings = BodySettings {
+            idle_timeout: Some(500 * MS),
+            ..BodySettings::default()
+        };
+        let (sender, mut guard) = guarded(settings);
+        sender.send(b"abc").unwrap();
+        drop(sender);
+
+        let first = next(&mut guard).await;
+        let end = next(&mut guard).await;
+
+        assert!(matches!(first, Some(Ok(_))));
+        assert!(end.is_none());
+        assert!(guard.timer.is_none(), "a timer was armed for ready data");
     }
 
     #[tokio::test(start_paused = true)]

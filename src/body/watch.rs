@@ -108,12 +108,6 @@ impl BodyWatch {
         }
     }
 
-    /// Returns when the guard's timer should first fire, or `None` when no
-    /// idle or throughput limit is set.
-    pub(crate) fn first_check(&self) -> Option<Instant> {
-        self.next_check(self.started)
-    }
-
     /// Checks the limits at `now`, during a wait, and returns when to check
     /// again (`None` when no limit is set or the next check is beyond what an
     /// `Instant` can hold).
@@ -141,7 +135,9 @@ impl BodyWatch {
         Ok(self.next_check(now))
     }
 
-    fn next_check(&self, now: Instant) -> Option<Instant> {
+    /// Returns when to check the limits next, after `now`: `None` when no
+    /// idle or throughput limit is set.
+    pub(crate) fn next_check(&self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |candidate: Option<Instant>| {
             if let Some(candidate) = candidate {
@@ -248,9 +244,9 @@ mod tests {
 
     #[test]
     fn no_limits_means_no_timer() {
-        let (watch, _) = watch(None, None);
+        let (watch, start) = watch(None, None);
 
-        assert_eq!(watch.first_check(), None);
+        assert_eq!(watch.next_check(start), None);
     }
 
     #[test]
@@ -290,13 +286,13 @@ mod tests {
     }
 
     #[test]
-    fn first_check_comes_with_the_earliest_limit() {
+    fn next_check_comes_with_the_earliest_limit() {
         let min = MinThroughput::new(100)
             .with_window(200 * MS)
             .with_grace_period(200 * MS);
         let (watch, start) = watch(Some(500 * MS), Some(min));
 
-        assert_eq!(watch.first_check(), Some(start + 200 * MS));
+        assert_eq!(watch.next_check(start), Some(start + 200 * MS));
     }
 
     #[test]
