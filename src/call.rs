@@ -23,7 +23,7 @@ use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
 use crate::format::error_chain_text;
 use crate::limit::Limit;
-use crate::middleware::{ClearOnDrop, Config};
+use crate::middleware::Config;
 use crate::phase::Phase;
 use crate::policy::is_retryable_status;
 use crate::replay::buffer_small_body;
@@ -114,13 +114,11 @@ impl<'c> Call<'c> {
         buffer_body: Option<(usize, Duration)>,
         extensions: &'a mut Extensions,
         next: Next<'a>,
-        clear_mark: ClearOnDrop,
     ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'a
     where
         'c: 'a,
     {
         async move {
-            let _clear_mark = clear_mark;
             if let Some((max_bytes, time_limit)) = buffer_body {
                 request = Box::pin(buffer_small_body(request, max_bytes, time_limit)).await;
             }

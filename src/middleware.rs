@@ -54,22 +54,24 @@ impl Config {
     }
 }
 
-/// Marks a call that an instance of the middleware already handles, so that
-/// a second instance further down the same chain does not retry too.
-///
-/// The flag is cleared when that call ends, finished or dropped: an outer
-/// retry layer sends the same extensions again, and the mark of a call that
-/// is over must not turn this instance into a pass-through.
-#[derive(Debug, Clone)]
-struct HandledByOuterLayer(Arc<AtomicBool>);
+tokio::task_local! {
+    /// The address of the extensions of the call that an instance of the
+    /// middleware is polling, so that a second instance further down the
+    /// same chain passes that call through instead of retrying too.
+    ///
+    /// The inner instance is called from within a poll of the outer
+    /// instance's future, with the same extensions. A separate call made from
+    /// inside the chain, such as a middleware fetching a token, has its own
+    /// extensions at another address, and keeps its own limits. The value
+    /// ends with the call, finished or dropped, so an outer retry layer that
+    /// sends the same extensions again gets limits each time. It costs no
+    /// allocation, unlike a mark inserted into the extensions.
+    static CALL_IN_PROGRESS: usize;
+}
 
-/// Clears the mark of a call when the call ends.
-pub(crate) struct ClearOnDrop(Arc<AtomicBool>);
-
-impl Drop for ClearOnDrop {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
+/// Returns the address that identifies the extensions of a call.
+fn call_id(extensions: &Extensions) -> usize {
+    std::ptr::from_ref(extensions).addr()
 }
 
 /// A `reqwest-middleware` middleware that limits each attempt and the whole
@@ -214,17 +216,12 @@ impl Middleware for TimeoutMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        let outer_is_active = extensions
-            .get::<HandledByOuterLayer>()
-            .is_some_and(|mark| mark.0.load(Ordering::Acquire));
-        if outer_is_active {
+        let id = call_id(extensions);
+        if CALL_IN_PROGRESS.try_with(|outer| *outer == id) == Ok(true) {
             // The outer instance sets the timeouts and makes the retries;
             // doing both here too would multiply the attempts.
             return next.run(request, extensions);
         }
-        let active = Arc::new(AtomicBool::new(true));
-        extensions.insert(HandledByOuterLayer(Arc::clone(&active)));
-        let clear_mark = ClearOnDrop(active);
 
         let overrides = extensions
             .get::<RequestOverrides>()
@@ -276,9 +273,9 @@ impl Middleware for TimeoutMiddleware {
             let time_limit = call.attempt_timeout.min(total_timeout) / 2;
             (config.buffer_request_streams, time_limit)
         });
-        Box::pin(
-            call.run(request, buffer_limit, extensions, next, clear_mark)
-                .instrument(span),
-        )
+        let run = call
+            .run(request, buffer_limit, extensions, next)
+            .instrument(span);
+        Box::pin(CALL_IN_PROGRESS.scope(id, run))
     }
 }

@@ -658,6 +658,66 @@ async fn stacked_layers_do_not_multiply_retries() {
     assert_eq!(attempts(&response).count(), 4);
 }
 
+/// A middleware that, before passing its call on, makes a separate call of
+/// its own through `side`, as a middleware that fetches a token does, and
+/// keeps that call's status, or the limit that ended it.
+struct SideCall {
+    side: ClientWithMiddleware,
+    outcome: SideOutcome,
+}
+
+/// The status of a side call, or the limit that ended it.
+type SideOutcome = Arc<Mutex<Option<Result<u16, Option<Limit>>>>>;
+
+#[async_trait]
+impl Middleware for SideCall {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let outcome = match self.side.get(URL).send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(err) => Err(Error::find(&err).expect("a diagnosed error").limit()),
+        };
+        *self.outcome.lock().unwrap() = Some(outcome);
+        next.run(request, extensions).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn separate_call_inside_the_chain_keeps_its_limits() {
+    let hanging = Script::new(vec![Reply::Hang]);
+    let side = client(
+        fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
+        &hanging,
+    );
+    let outcome = Arc::new(Mutex::new(None));
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(fixed_schedule().max_retries(0).build().unwrap())
+        .with(SideCall {
+            side,
+            outcome: Arc::clone(&outcome),
+        })
+        .with(script.clone())
+        .build();
+    let start = Instant::now();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let side_limit = outcome
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the side call ran")
+        .expect_err("the side call hangs");
+    assert_eq!(side_limit, Some(Limit::AttemptTimeout(100 * MS)));
+    assert_eq!(start.elapsed(), 100 * MS);
+}
+
 #[tokio::test(start_paused = true)]
 async fn stacked_outer_deadline_wins() {
     let script = Script::new(vec![Reply::Hang]);
