@@ -30,10 +30,8 @@ impl Target {
             text: join([scheme, host, url.path()]),
             scheme_len: scheme.len(),
             host_len: host.len(),
-            ip_literal: url
-                .host_str()
-                .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
-                .is_some_and(|host| host.parse::<std::net::IpAddr>().is_ok()),
+            // The URL parser already told an IP address from a domain name.
+            ip_literal: url.has_host() && url.domain().is_none(),
             port: url.port_or_known_default(),
         }
     }
