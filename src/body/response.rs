@@ -2,6 +2,8 @@
 //! buffered mode, while the response keeps its URL, remote address and
 //! extensions.
 
+use std::mem;
+
 use reqwest::{ResponseBuilderExt, Url};
 use tokio::time::Instant;
 
@@ -85,15 +87,18 @@ pub(crate) async fn buffer_within_attempt(
 /// The conversion to `http::Response` in reqwest 0.13 drops the URL. The
 /// conversion back reads it from an extension that only
 /// [`ResponseBuilderExt::url`] can set, and without it the URL would be
-/// reqwest's placeholder. The remote address and the other extensions stay in
-/// `parts`.
-fn rebuild(parts: http::response::Parts, body: reqwest::Body, url: Url) -> reqwest::Response {
-    let mut response = http::Response::from_parts(parts, body);
+/// reqwest's placeholder. The response's own extensions pass through the
+/// builder, so that the URL goes into that map instead of a new one; the
+/// remote address and the other extensions stay in it.
+fn rebuild(mut parts: http::response::Parts, body: reqwest::Body, url: Url) -> reqwest::Response {
+    let mut builder = http::Response::builder();
+    if let Some(slot) = builder.extensions_mut() {
+        mem::swap(slot, &mut parts.extensions);
+    }
     // `Builder::body` fails only after an invalid status or header, and
     // this builder sets neither.
-    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
-        let (carrier, ()) = carrier.into_parts();
-        response.extensions_mut().extend(carrier.extensions);
+    if let Ok(carrier) = builder.url(url).body(()) {
+        parts.extensions = carrier.into_parts().0.extensions;
     }
-    reqwest::Response::from(response)
+    reqwest::Response::from(http::Response::from_parts(parts, body))
 }
