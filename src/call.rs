@@ -597,3 +597,48 @@ fn worth_probing(failure: &Failure) -> bool {
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use reqwest::Url;
+
+    use super::*;
+
+    fn request_with_body(body: reqwest::Body) -> Request {
+        let url = Url::parse("http://127.0.0.1:8080/items").unwrap();
+        let mut request = Request::new(Method::PUT, url);
+        *request.body_mut() = Some(body);
+        request
+    }
+
+    #[test]
+    fn bytes_body_is_copied() {
+        let mut request = request_with_body(reqwest::Body::from("payload"));
+
+        let (sent, resendable) = take_attempt(&mut request);
+
+        assert!(resendable);
+        assert_eq!(
+            sent.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"payload"[..])
+        );
+        assert_eq!(
+            request.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"payload"[..])
+        );
+    }
+
+    #[test]
+    fn streamed_body_is_sent_once() {
+        let stream = http_body_util::Full::new(bytes::Bytes::from_static(b"chunk"));
+        let mut request = request_with_body(reqwest::Body::wrap(stream));
+
+        let (sent, resendable) = take_attempt(&mut request);
+
+        assert!(!resendable);
+        assert!(sent.body().is_some());
+        assert!(request.body().is_none());
+        assert_eq!(request.url(), sent.url());
+    }
+}
