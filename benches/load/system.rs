@@ -2,6 +2,7 @@
 //!
 //! Off Linux the readers return `None` or "unknown" instead of failing.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::fmt;
 
 /// The machine and its load, printed at the top of every harness's output
@@ -13,6 +14,12 @@ pub struct Machine {
     pub cpu_model: String,
     pub load: String,
     pub fd_limit: Option<(u64, u64)>,
+    /// Whether `std::backtrace::Backtrace::capture` records a backtrace
+    /// (`RUST_LIB_BACKTRACE`, or else `RUST_BACKTRACE`, set and not `0`).
+    /// anyhow then captures one for every error that the middleware returns
+    /// inside `reqwest_middleware::Error::Middleware`, which costs several
+    /// microseconds per failed call.
+    pub library_backtraces: bool,
 }
 
 impl Machine {
@@ -24,6 +31,7 @@ impl Machine {
             cpu_model: cpu_model(),
             load: load_average(),
             fd_limit: fd_limit(),
+            library_backtraces: Backtrace::capture().status() == BacktraceStatus::Captured,
         }
     }
 }
@@ -38,7 +46,8 @@ impl fmt::Display for Machine {
         if let Some((soft, hard)) = self.fd_limit {
             write!(f, ", open files limit {soft} (hard {hard})")?;
         }
-        Ok(())
+        let backtraces = if self.library_backtraces { "on" } else { "off" };
+        write!(f, ", library backtraces {backtraces}")
     }
 }
 
