@@ -6,11 +6,13 @@
 //! frequency changes) reaches every client alike. All clients share one
 //! `reqwest::Client`, and so its keep-alive connection.
 //!
-//! Three rows only explain the others: the bare chain with reqwest's own
-//! per-request timeout, the bare chain inside `tokio::time::timeout`, and
-//! both at once. The first two add one timer each and nothing else, which
-//! is what any timeout costs. The third arms the same two timers per
-//! attempt as this crate, without its other work.
+//! Four rows only explain the others: the bare chain with reqwest's own
+//! per-request timeout, the bare chain inside `tokio::time::timeout`, both
+//! at once, and the bare chain behind a middleware that spins for 1 µs. The
+//! first two add one timer each and nothing else, which is what any timeout
+//! costs; this crate arms one per attempt. The third shows what a second
+//! timer adds. The last converts CPU time into the ratio: it shows what one
+//! microsecond of work per call costs on this path.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -104,7 +106,7 @@ enum Subject {
     /// The chain, send and body read, inside `tokio::time::timeout`.
     ChainTokioTimeout(ClientWithMiddleware),
     /// The chain with reqwest's timeout, its send inside
-    /// `tokio::time::timeout`, as this crate arms them.
+    /// `tokio::time::timeout`: two timers per call.
     ChainTwoTimers(ClientWithMiddleware),
 }
 
@@ -130,6 +132,29 @@ impl Subject {
                 read(sent).await
             }
         }
+    }
+}
+
+/// The CPU time that the busy-work row spends per call.
+const BUSY_WORK: Duration = Duration::from_micros(1);
+
+/// A middleware that spins for a fixed time, then passes the call on: a
+/// known amount of CPU work per call, to read the other ratios against.
+struct BusyWork(Duration);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for BusyWork {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let started = Instant::now();
+        while started.elapsed() < self.0 {
+            std::hint::spin_loop();
+        }
+        next.run(request, extensions).await
     }
 }
 
@@ -184,6 +209,14 @@ async fn measure(url: &str, options: &Options) -> (Vec<ClientResult>, usize) {
         (
             "bare + reqwest & tokio timeouts",
             Subject::ChainTwoTimers(bare(&client)),
+        ),
+        (
+            "bare + 1 us of work",
+            Subject::Chain(
+                reqwest_middleware::ClientBuilder::new(client.clone())
+                    .with(BusyWork(BUSY_WORK))
+                    .build(),
+            ),
         ),
     ];
     subjects.retain(|(name, _subject)| {

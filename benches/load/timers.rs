@@ -6,9 +6,9 @@
 //! same runtime. A bare `tokio::time::sleep` of the limit shows the
 //! runtime's own timer floor. reqwest's per-request timeout on the bare
 //! chain is the second. The third puts that timeout inside a
-//! `tokio::time::timeout` of the same length, the two timers this crate arms
-//! per attempt without its other work. The last is this crate's attempt
-//! timeout.
+//! `tokio::time::timeout` of the same length: two timers per call and no
+//! other work. The last is this crate's attempt timeout, one timer per
+//! attempt followed by the work of building a diagnosed error.
 
 use std::fmt;
 use std::time::{Duration, Instant};
