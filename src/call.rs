@@ -165,9 +165,9 @@ impl<'c> Call<'c> {
                 .attempt_limit(started, self.attempt_timeout, self.request_timeout);
         let (mut sent, resendable) = take_attempt(request);
         if sent.timeout().is_some() {
-            // The request's own timeout is part of the limit; lowering it
-            // keeps reqwest from firing later than the attempt ends. Only
-            // read, `timeout_mut` would add an entry to the extensions.
+            // The request's own timeout is part of the limit, and lowering
+            // it keeps reqwest from firing after the attempt ends. The check
+            // comes first because `timeout_mut` inserts an extension.
             *sent.timeout_mut() = Some(limit.budget);
         }
         let upload = body::track_upload(&mut sent, &self.config.body, started);
@@ -588,7 +588,7 @@ fn take_attempt(request: &mut Request) -> (Request, bool) {
 /// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);
 
-/// Whether a failure is one where a bare connect tells something: the
+/// Returns whether a bare TCP connect adds information to `failure`: the
 /// attempt did not get past opening the connection, or may not have.
 fn worth_probing(failure: &Failure) -> bool {
     matches!(failure.phase, Phase::Dns | Phase::Connect | Phase::Tls) || failure.note.is_some()

@@ -491,7 +491,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn attempt_limit_ends_a_silent_body_without_body_limits() {
+    async fn attempt_limit_ends_silent_body() {
         let (sender, mut guard) = guarded(BodySettings::default());
         let start = Instant::now();
         sender.send(b"abc").unwrap();

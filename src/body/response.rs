@@ -88,8 +88,8 @@ pub(crate) async fn buffer_within_attempt(
 /// conversion back reads it from an extension that only
 /// [`ResponseBuilderExt::url`] can set, and without it the URL would be
 /// reqwest's placeholder. The response's own extensions pass through the
-/// builder, so that the URL goes into that map instead of a new one; the
-/// remote address and the other extensions stay in it.
+/// builder, so the URL goes into that map instead of a new one. The remote
+/// address and the other extensions stay in it.
 fn rebuild(mut parts: http::response::Parts, body: reqwest::Body, url: Url) -> reqwest::Response {
     let mut builder = http::Response::builder();
     if let Some(slot) = builder.extensions_mut() {
