@@ -99,10 +99,8 @@ fn call_id(extensions: &Extensions) -> usize {
 /// Each attempt runs under the smallest of the attempt timeout, the time left
 /// before the total deadline and the request's own timeout. One timer per
 /// attempt enforces that limit until the headers arrive; after that, the body
-/// guard enforces it while the caller waits for the body. Data that has
-/// already arrived is handed over even past the limit, so a caller that
-/// spends long on each piece of a body is not cut off by its own slowness.
-/// A [`timeout`](reqwest::ClientBuilder::timeout) set on the
+/// guard enforces it while the caller reads the body, including the time the
+/// caller spends between reads. A [`timeout`](reqwest::ClientBuilder::timeout) set on the
 /// `reqwest::Client` still applies to each attempt, and when it fires first
 /// the error names it as the client's own timeout.
 ///

@@ -137,6 +137,32 @@ async fn partial_body_hits_attempt_limit() {
 }
 
 #[tokio::test]
+async fn slow_reader_hits_attempt_limit() {
+    // One byte per millisecond for 10 s, read every 50 ms: each read finds
+    // data waiting, so the caller never waits for the body.
+    let server = Drip::start(10_000, MS).await;
+    let client = with_timeouts(client_builder(), timeouts(300 * MS, 3_000 * MS, 0));
+    let mut response = client.get(server.url("/drip")).send().await.unwrap();
+    let started = Instant::now();
+
+    let err = loop {
+        tokio::time::sleep(50 * MS).await;
+        match response.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the body ended after {:?}", started.elapsed()),
+            Err(err) => break err,
+        }
+    };
+
+    let elapsed = started.elapsed();
+    let error = diagnosed_body(&err);
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(error.phase(), Phase::Body);
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert!(elapsed < 2_000 * MS, "failed after {elapsed:?}");
+}
+
+#[tokio::test]
 async fn drip_fails_min_throughput() {
     for framing in Framing::ALL {
         // One byte every 50 ms is 20 B/s: never idle for 300 ms, far below 1 KiB/s.

@@ -96,7 +96,8 @@ pub(crate) struct GuardedBody {
     /// Fires at the attempt's end or at the next check of the idle or
     /// throughput limit, whichever comes first. Made at the first wait for
     /// data, so that a body that is there when the caller reads it costs no
-    /// timer, and reset, not re-created, after each check.
+    /// timer, and reset, not re-created, after each check. The attempt's end
+    /// is also checked for each piece of data.
     timer: Option<Pin<Box<Sleep>>>,
     context: BodyContext,
 }
@@ -131,15 +132,14 @@ impl GuardedBody {
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    // The clock is read only when a wait ends, not for data
-                    // that was already there.
+                    // Checked for every piece, because a body whose data is
+                    // always there when the caller reads it never waits, so
+                    // the timer alone would never end it.
+                    let now = Instant::now();
+                    if self.attempt_end.is_some_and(|end| now >= end) {
+                        return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
+                    }
                     if self.watch.is_waiting() {
-                        let now = Instant::now();
-                        if self.attempt_end.is_some_and(|end| now >= end) {
-                            // The wait ran past the attempt's end, and the
-                            // timer had not fired yet.
-                            return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
-                        }
                         self.watch.end_wait(now);
                     }
                     self.watch.record(data.len() as u64);
@@ -512,6 +512,34 @@ mod tests {
         assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
         assert_eq!(failure.failure.progress.unwrap().bytes(), 3);
         drop(sender);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempt_limit_ends_slow_reader() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        let start = Instant::now();
+        let mut pieces = 0;
+
+        // The data is always there when the caller reads, but the caller
+        // spends 1 s on each piece.
+        let failure = loop {
+            sender.send(b"0123456789").unwrap();
+            match next(&mut guard).await {
+                Some(Ok(_)) => pieces += 1,
+                Some(Err(failure)) => break failure,
+                None => panic!("the body ended without a failure"),
+            }
+            tokio::time::sleep(1_000 * MS).await;
+        };
+
+        assert_eq!(start.elapsed(), 10_000 * MS);
+        assert_eq!(pieces, 10);
+        assert_eq!(
+            failure.failure.limit,
+            Some(Limit::AttemptTimeout(10_000 * MS))
+        );
+        assert_eq!(failure.failure.phase, Phase::Body);
+        assert_eq!(failure.failure.progress.unwrap().bytes(), 100);
     }
 
     #[tokio::test(start_paused = true)]
