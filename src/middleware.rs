@@ -54,24 +54,24 @@ impl Config {
     }
 }
 
-tokio::task_local! {
-    /// The address of the extensions of the call that an instance of the
-    /// middleware is polling, so that a second instance further down the
-    /// same chain passes that call through instead of retrying too.
-    ///
-    /// The inner instance is called from within a poll of the outer
-    /// instance's future, with the same extensions. A separate call made from
-    /// inside the chain, such as a middleware fetching a token, has its own
-    /// extensions at another address, and keeps its own limits. The value
-    /// ends with the call, finished or dropped, so an outer retry layer that
-    /// sends the same extensions again gets limits each time. It costs no
-    /// allocation, unlike a mark inserted into the extensions.
-    static CALL_IN_PROGRESS: usize;
-}
+/// Marks the extensions of a call that an instance of the middleware
+/// handles, so that a second instance further down the same chain passes
+/// the call through instead of retrying too. It travels with copies of the
+/// extensions, which a layer between two instances may send on.
+#[derive(Debug, Clone, Copy)]
+struct HandledByOuterLayer;
 
-/// Returns the address that identifies the extensions of a call.
-fn call_id(extensions: &Extensions) -> usize {
-    std::ptr::from_ref(extensions).addr()
+tokio::task_local! {
+    /// Set while an instance of the middleware polls a call. A second
+    /// instance is called from within that poll, so it passes a call through
+    /// only when this is set and the call's extensions carry the mark.
+    ///
+    /// The mark stays in the extensions after the call, finished or dropped,
+    /// but this value ends with it: an outer retry layer that sends the same
+    /// extensions again gets limits each time. A separate call made from
+    /// inside the chain, such as a middleware fetching a token, has its own
+    /// extensions without the mark, and keeps its own limits.
+    static CALL_IN_PROGRESS: ();
 }
 
 /// A `reqwest-middleware` middleware that limits each attempt and the whole
@@ -214,12 +214,14 @@ impl Middleware for TimeoutMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        let id = call_id(extensions);
-        if CALL_IN_PROGRESS.try_with(|outer| *outer == id) == Ok(true) {
+        let nested = extensions.get::<HandledByOuterLayer>().is_some()
+            && CALL_IN_PROGRESS.try_with(|()| ()).is_ok();
+        if nested {
             // The outer instance sets the timeouts and makes the retries;
             // doing both here too would multiply the attempts.
             return next.run(request, extensions);
         }
+        extensions.insert(HandledByOuterLayer);
 
         let overrides = extensions
             .get::<RequestOverrides>()
@@ -274,6 +276,6 @@ impl Middleware for TimeoutMiddleware {
         let run = call
             .run(request, buffer_limit, extensions, next)
             .instrument(span);
-        Box::pin(CALL_IN_PROGRESS.scope(id, run))
+        Box::pin(CALL_IN_PROGRESS.scope((), run))
     }
 }

@@ -718,6 +718,40 @@ async fn separate_call_inside_the_chain_keeps_its_limits() {
     assert_eq!(start.elapsed(), 100 * MS);
 }
 
+/// A layer that sends the rest of the chain a copy of the extensions, as a
+/// layer that sends hedged tries must.
+struct CopyExtensions;
+
+#[async_trait]
+impl Middleware for CopyExtensions {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut copy = extensions.clone();
+        next.run(request, &mut copy).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stacked_layers_with_copied_extensions_between() {
+    let script = Script::new(vec![Reply::Status(503)]);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(fixed_schedule().max_retries(1).build().unwrap())
+        .with(CopyExtensions)
+        .with(fixed_schedule().max_retries(3).build().unwrap())
+        .with(script.clone())
+        .build();
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 2, "not 8");
+    assert_eq!(attempts(&response).count(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn stacked_outer_deadline_wins() {
     let script = Script::new(vec![Reply::Hang]);
