@@ -218,7 +218,7 @@ fn classify_reqwest(
             context.limit.fires_as
         };
         return if facts.body {
-            request_timeout(Phase::Body, Diagnosis::BodyStalled, Some(limit), context)
+            request_timeout(Phase::Send, Diagnosis::UploadStalled, Some(limit), context)
         } else {
             request_timeout(
                 Phase::Headers,
@@ -239,14 +239,16 @@ fn classify_reqwest(
     }
     if facts.connection_closed {
         let phase = if facts.body {
-            Phase::Body
+            Phase::Send
         } else {
             Phase::Headers
         };
         return failure(phase, Diagnosis::ConnectionClosed, false, None);
     }
     if facts.body {
-        return failure(Phase::Body, Diagnosis::Other, false, None).not_retryable();
+        // The caller's own request body failed, so sending it again would
+        // fail the same way.
+        return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
     }
     failure(Phase::Headers, Diagnosis::Other, false, None).not_retryable()
 }
@@ -379,7 +381,9 @@ struct ChainFacts {
     /// hyper-util's "tcp connect error": the failure happened while opening
     /// the TCP connection, after DNS and before TLS.
     tcp_connect: bool,
-    /// A reqwest error of the body kind, or hyper's body read error.
+    /// A reqwest error of the body kind, or hyper's body read error. Before
+    /// the response, it is the request body that failed; the body guard
+    /// marks the failures of a response body as such itself.
     body: bool,
     /// rustls' "received corrupt message of type InvalidContentType": the
     /// peer sent something other than a TLS record.

@@ -270,3 +270,49 @@ async fn header_timeout_waits_for_the_upload() {
     assert_eq!(error.diagnosis(), Diagnosis::UploadStalled);
     assert_eq!(error.limit(), Some(Limit::AttemptTimeout(600 * MS)));
 }
+
+/// A request body stream that yields one piece, then fails, as a file read
+/// that hits a disk error does.
+struct FailAfterOnePiece {
+    sent: bool,
+}
+
+impl http_body::Body for FailAfterOnePiece {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.sent {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::other("disk read failed"))));
+        }
+        self.sent = true;
+        let piece = http_body::Frame::data(bytes::Bytes::from_static(b"first piece"));
+        std::task::Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+#[tokio::test]
+async fn failing_upload_stream_fails_in_send() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 2));
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(reqwest::Body::wrap(FailAfterOnePiece { sent: false }))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Send, "{error}");
+    assert_eq!(error.diagnosis(), Diagnosis::Other, "{error}");
+    assert!(!error.is_timeout(), "{error}");
+    assert_eq!(error.attempts(), 1);
+    assert!(
+        !error.to_string().contains("response body"),
+        "the caller's upload is not the response: {error}"
+    );
+}
