@@ -163,6 +163,39 @@ async fn slow_reader_hits_attempt_limit() {
 }
 
 #[tokio::test]
+async fn client_timeout_while_caller_away_is_too_short() {
+    let server = Healthy::start().await;
+    let client = with_timeouts(
+        client_builder().timeout(300 * MS),
+        timeouts(2_000 * MS, 3_000 * MS, 0),
+    );
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    // The whole body has arrived, but the caller reads it only after the
+    // client's timeout.
+    tokio::time::sleep(700 * MS).await;
+    let err = response.bytes().await.unwrap_err();
+
+    let error = diagnosed_body(&err);
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(error.phase(), Phase::Body);
+    assert_eq!(error.diagnosis(), Diagnosis::TimeoutTooShort, "{error}");
+    assert!(
+        matches!(error.limit(), Some(Limit::ClientTimeout(_))),
+        "{:?}",
+        error.limit()
+    );
+    assert!(
+        error
+            .evidence()
+            .iter()
+            .any(|line| line.contains("not reading the body")),
+        "{:?}",
+        error.evidence()
+    );
+}
+
+#[tokio::test]
 async fn drip_fails_min_throughput() {
     for framing in Framing::ALL {
         // One byte every 50 ms is 20 B/s: never idle for 300 ms, far below 1 KiB/s.

@@ -201,7 +201,7 @@ impl GuardedBody {
         let attempt = self.context.classify_context(elapsed);
         let mut classified = classify_error(reqwest_middleware::Error::Reqwest(error), &attempt);
         if classified.failure.timed_out {
-            classified.failure.diagnosis = self.timeout_diagnosis(now);
+            self.diagnose_timeout(&mut classified.failure, now);
         }
         self.finish(classified, now)
     }
@@ -212,7 +212,7 @@ impl GuardedBody {
         self.inner = None;
         let elapsed = now.saturating_duration_since(self.context.attempt_started);
         let mut classified = classify_timeout(&self.context.classify_context(elapsed));
-        classified.failure.diagnosis = self.timeout_diagnosis(now);
+        self.diagnose_timeout(&mut classified.failure, now);
         self.finish(classified, now)
     }
 
@@ -236,14 +236,21 @@ impl GuardedBody {
         self.finish(classified, now)
     }
 
-    /// Returns `TimeoutTooShort` when data still flowed steadily as a limit
-    /// fired, because the limit was too short for the transfer, and
-    /// `BodyStalled` when the body had gone silent.
-    fn timeout_diagnosis(&self, now: Instant) -> Diagnosis {
-        if self.watch.was_flowing(now) {
-            Diagnosis::TimeoutTooShort
+    /// Sets the diagnosis of a limit that fired at `now`: `TimeoutTooShort`
+    /// when the caller was not reading the body, or when data still flowed
+    /// steadily, because then the limit was too short for the transfer, and
+    /// `BodyStalled` when the body had gone silent while the caller waited.
+    fn diagnose_timeout(&self, failure: &mut Failure, now: Instant) {
+        if !self.watch.is_waiting() {
+            failure.diagnosis = Diagnosis::TimeoutTooShort;
+            failure.evidence.push(
+                "the limit ran out while the caller was not reading the body, so its data may have been waiting to be read"
+                    .to_owned(),
+            );
+        } else if self.watch.was_flowing(now) {
+            failure.diagnosis = Diagnosis::TimeoutTooShort;
         } else {
-            Diagnosis::BodyStalled
+            failure.diagnosis = Diagnosis::BodyStalled;
         }
     }
 
@@ -539,6 +546,12 @@ mod tests {
             Some(Limit::AttemptTimeout(10_000 * MS))
         );
         assert_eq!(failure.failure.phase, Phase::Body);
+        assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
+        assert!(
+            failure.failure.evidence[0].contains("not reading the body"),
+            "{:?}",
+            failure.failure.evidence
+        );
         assert_eq!(failure.failure.progress.unwrap().bytes(), 100);
     }
 
