@@ -236,10 +236,11 @@ impl GuardedBody {
         self.finish(classified, now)
     }
 
-    /// Sets the diagnosis of a limit that fired at `now`: `TimeoutTooShort`
-    /// when the caller was not reading the body, or when data still flowed
-    /// steadily, because then the limit was too short for the transfer, and
-    /// `BodyStalled` when the body had gone silent while the caller waited.
+    /// Sets the diagnosis of a limit that fired at `now`. It is
+    /// `TimeoutTooShort` when the caller was not reading the body, or when
+    /// data still flowed steadily, because then the limit was too short for
+    /// the transfer. It is `BodyStalled` when the body went silent while the
+    /// caller waited.
     fn diagnose_timeout(&self, failure: &mut Failure, now: Instant) {
         if !self.watch.is_waiting() {
             failure.diagnosis = Diagnosis::TimeoutTooShort;
