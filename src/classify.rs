@@ -232,7 +232,7 @@ fn classify_reqwest(
         let mut classified =
             failure(Phase::Headers, Diagnosis::TlsFailed, false, None).not_retryable();
         classified.failure.evidence.push(
-            "the server answered with bytes that are not HTTP/1, as a TLS port does to a plain request; if the port serves TLS, use https://"
+            "the server answered with bytes that are not HTTP/1, as a TLS port does to a plain request; if the port serves TLS, use https://, and otherwise check that the port serves HTTP at all"
                 .to_owned(),
         );
         return classified;
