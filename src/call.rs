@@ -125,10 +125,14 @@ impl<'c> Call<'c> {
             loop {
                 let now = Instant::now();
                 if self.deadline.remaining(now).is_zero() {
-                    // Only reading a streamed body into memory before the
-                    // first attempt can use up the whole budget; retries
+                    // Reading a streamed body into memory, or a total
+                    // timeout of a few milliseconds on a busy runtime, can
+                    // use up the budget before the first attempt. Retries
                     // always leave time to run.
-                    return Err(self.deadline_spent_before_first_attempt(now).into());
+                    let buffered = buffer_body.is_some();
+                    return Err(self
+                        .deadline_spent_before_first_attempt(now, buffered)
+                        .into());
                 }
                 let (attempt, sent) = self.start_attempt(&mut request, now);
                 let exchange = body::within_header_timeout(
@@ -406,7 +410,12 @@ impl<'c> Call<'c> {
 
     /// Returns the error of a call whose total timeout ran out before its
     /// first attempt could start, with nothing sent.
-    fn deadline_spent_before_first_attempt(self, now: Instant) -> Error {
+    fn deadline_spent_before_first_attempt(self, now: Instant, buffered: bool) -> Error {
+        let evidence = if buffered {
+            "the total timeout ran out while the request's streamed body was read into memory, before anything was sent"
+        } else {
+            "the total timeout ran out before the first attempt could start, so nothing was sent"
+        };
         let failure = Failure {
             phase: Phase::Send,
             diagnosis: Diagnosis::Other,
@@ -414,10 +423,7 @@ impl<'c> Call<'c> {
             limit: Some(Limit::TotalTimeout(self.deadline.total())),
             retryable: true,
             note: None,
-            evidence: vec![
-                "the total timeout ran out while the request's streamed body was read into memory, before anything was sent"
-                    .to_owned(),
-            ],
+            evidence: vec![evidence.to_owned()],
             probe: None,
             source: None,
             progress: None,
