@@ -230,8 +230,10 @@ impl TimeoutMiddlewareBuilder {
     /// and a failure ends the call with
     /// [`StopReason::OneShotBody`](crate::StopReason::OneShotBody). With this
     /// setting, a stream that ends within `max_bytes` becomes a plain body.
-    /// A longer stream, or one that does not end within half the attempt
-    /// timeout, is sent once as before, with nothing lost. Reading the stream
+    /// A longer stream, one with trailers, or one that does not end within
+    /// half the attempt timeout, is sent once as before, with nothing lost.
+    /// A stream that fails while it is read is sent up to its error, so the
+    /// request fails as it would without this setting. Reading the stream
     /// counts against the total timeout.
     ///
     /// Default is 0, which turns buffering off.
