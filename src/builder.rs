@@ -230,8 +230,10 @@ impl TimeoutMiddlewareBuilder {
     /// and a failure ends the call with
     /// [`StopReason::OneShotBody`](crate::StopReason::OneShotBody). With this
     /// setting, a stream that ends within `max_bytes` becomes a plain body.
-    /// A longer stream, or one that does not end within half the attempt
-    /// timeout, is sent once as before, with nothing lost. Reading the stream
+    /// A longer stream, one with trailers, or one that does not end within
+    /// half the attempt timeout, is sent once as before, with nothing lost.
+    /// A stream that fails while it is read is sent up to its error, so the
+    /// request fails as it would without this setting. Reading the stream
     /// counts against the total timeout.
     ///
     /// Default is 0, which turns buffering off.
@@ -261,8 +263,9 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] when a duration is zero or the retry
-    /// budget's ratio is not between 0 and 10. It also returns one when the
+    /// Returns a [`ConfigError`] when a duration is zero, a timeout is below
+    /// 1 ms (the resolution of tokio's timer), or the retry budget's ratio is
+    /// not between 0 and 10. It also returns one when the
     /// attempt timeout is longer than the total timeout, the connect timeout
     /// is not shorter than the attempt timeout, or the initial backoff is
     /// longer than the maximum backoff. The response header and body idle
@@ -337,9 +340,10 @@ impl TimeoutMiddlewareBuilder {
     }
 }
 
-/// tokio's timer counts whole milliseconds, so a shorter timeout cannot be
-/// kept; a derived connect timeout of a third of it would be zero.
-fn reject_below_timer_resolution(
+/// Rejects a timeout below 1 ms. tokio's timer counts whole milliseconds, so
+/// a shorter timeout cannot be kept, and a connect timeout derived as a third
+/// of such an attempt timeout could be zero.
+pub(crate) fn reject_below_timer_resolution(
     setting: &'static str,
     value: Duration,
 ) -> Result<(), ConfigError> {

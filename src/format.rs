@@ -23,7 +23,8 @@ pub(crate) fn error_chain_text(error: &(dyn StdError + 'static)) -> String {
 /// Shows a duration the way people write it: `300ms`, `2s`, `1.5s`, `2m30s`.
 ///
 /// Below one second it shows whole milliseconds, or microseconds below one
-/// millisecond; up to a minute, seconds with up to three decimals.
+/// millisecond, or nanoseconds below one microsecond. Up to a minute, it
+/// shows seconds with up to three decimals.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DisplayDuration(pub(crate) std::time::Duration);
 
@@ -33,6 +34,9 @@ impl fmt::Display for DisplayDuration {
         let millis = duration.as_millis();
         if duration.is_zero() {
             return f.write_str("0ms");
+        }
+        if duration.as_micros() == 0 {
+            return write!(f, "{}ns", duration.as_nanos());
         }
         if millis == 0 {
             return write!(f, "{}µs", duration.as_micros());
@@ -114,6 +118,7 @@ mod tests {
     fn durations_read_like_people_write_them() {
         let cases = [
             (Duration::ZERO, "0ms"),
+            (Duration::from_nanos(1), "1ns"),
             (Duration::from_micros(250), "250µs"),
             (Duration::from_millis(300), "300ms"),
             (Duration::from_secs(2), "2s"),

@@ -1,15 +1,16 @@
 use std::time::Duration;
 
 use crate::config_error::ConfigError;
+use crate::format::DisplayDuration;
 
 /// Settings for one call that replace the middleware's own.
 ///
 /// Attach it to a request with reqwest-middleware's
 /// [`with_extension`](reqwest_middleware::RequestBuilder::with_extension).
 /// Settings left unset keep the middleware's values. An attempt timeout
-/// longer than the total timeout is clipped to it. A zero duration fails the
-/// call before anything is sent, with a [`ConfigError`] inside the
-/// returned error.
+/// longer than the total timeout is clipped to it. A zero duration, or one
+/// below 1 ms (the resolution of tokio's timer), fails the call before
+/// anything is sent, with a [`ConfigError`] inside the returned error.
 ///
 /// ```no_run
 /// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> Result<(), reqwest_middleware::Error> {
@@ -78,7 +79,10 @@ impl RequestOverrides {
             ("attempt_timeout", self.attempt_timeout),
             ("total_timeout", self.total_timeout),
         ] {
-            if value.is_some_and(|value| value.is_zero()) {
+            let Some(value) = value else {
+                continue;
+            };
+            if value.is_zero() {
                 return Err(ConfigError::new(
                     setting,
                     format!(
@@ -86,7 +90,79 @@ impl RequestOverrides {
                     ),
                 ));
             }
+            if value < Duration::from_millis(1) {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "{setting} in RequestOverrides is {}, below 1ms, the resolution of \
+                         tokio's timer; set at least 1ms or leave it unset",
+                        DisplayDuration(value)
+                    ),
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Setter = fn(RequestOverrides, Duration) -> RequestOverrides;
+
+    const SETTERS: [(&str, Setter); 2] = [
+        ("attempt_timeout", RequestOverrides::attempt_timeout),
+        ("total_timeout", RequestOverrides::total_timeout),
+    ];
+
+    #[test]
+    fn zero_timeouts_are_rejected() {
+        for (name, set) in SETTERS {
+            let err = set(RequestOverrides::new(), Duration::ZERO)
+                .validate()
+                .unwrap_err();
+
+            assert_eq!(err.setting(), name);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid {name}: {name} in RequestOverrides is zero; \
+                     set a positive duration or leave it unset"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_timeouts_are_rejected() {
+        let values = [
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_micros(999), "999µs"),
+        ];
+
+        for (name, set) in SETTERS {
+            for (value, shown) in values {
+                let err = set(RequestOverrides::new(), value).validate().unwrap_err();
+
+                assert_eq!(err.setting(), name);
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "invalid {name}: {name} in RequestOverrides is {shown}, below 1ms, \
+                         the resolution of tokio's timer; set at least 1ms or leave it unset"
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_millisecond_timeouts_are_accepted() {
+        for (name, set) in SETTERS {
+            let overrides = set(RequestOverrides::new(), Duration::from_millis(1));
+
+            assert_eq!(overrides.validate(), Ok(()), "{name}");
+        }
     }
 }

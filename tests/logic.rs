@@ -642,6 +642,31 @@ async fn zero_override_fails_before_sending() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn sub_millisecond_override_fails_before_sending() {
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let err = client
+        .get(URL)
+        .with_extension(RequestOverrides::new().total_timeout(Duration::from_nanos(1)))
+        .send()
+        .await
+        .unwrap_err();
+
+    let message = err.to_string();
+    assert!(script.calls().is_empty());
+    assert!(
+        message.contains("total_timeout in RequestOverrides is 1ns, below 1ms"),
+        "{message}"
+    );
+    assert!(
+        message.contains("set at least 1ms or leave it unset"),
+        "{message}"
+    );
+    assert!(!message.contains("streamed body"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn stacked_layers_do_not_multiply_retries() {
     let script = Script::new(vec![Reply::Status(429)]);
     let layer = || fixed_schedule().max_retries(3).build().unwrap();

@@ -1,14 +1,18 @@
-//! Request bodies that the server stops reading, and the response header timeout, which
-//! starts once the request body has been sent.
+//! Request bodies that the server stops reading or that the caller's stream fails, and the
+//! response header timeout, which starts once the request body has been sent.
 
 mod support;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body::Frame;
 use reqwest_timeout::{AttemptOutcome, Diagnosis, Limit, Phase, StopReason};
 use support::{
-    client_builder, diagnosed, ok, response, timeouts, with_timeouts, Healthy, Sequence, StallHead,
-    StopReading,
+    client_builder, diagnosed, ok, response, timeouts, with_timeouts, Healthy, ReceivedBody,
+    RecordUpload, Sequence, StallHead, StopReading,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -271,29 +275,6 @@ async fn header_timeout_waits_for_the_upload() {
     assert_eq!(error.limit(), Some(Limit::AttemptTimeout(600 * MS)));
 }
 
-/// A request body stream that yields one piece, then fails, as a file read
-/// that hits a disk error does.
-struct FailAfterOnePiece {
-    sent: bool,
-}
-
-impl http_body::Body for FailAfterOnePiece {
-    type Data = bytes::Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        if self.sent {
-            return std::task::Poll::Ready(Some(Err(std::io::Error::other("disk read failed"))));
-        }
-        self.sent = true;
-        let piece = http_body::Frame::data(bytes::Bytes::from_static(b"first piece"));
-        std::task::Poll::Ready(Some(Ok(piece)))
-    }
-}
-
 #[tokio::test]
 async fn failing_upload_stream_fails_in_send() {
     let server = StallHead::start().await;
@@ -301,7 +282,7 @@ async fn failing_upload_stream_fails_in_send() {
 
     let err = client
         .put(server.url("/upload"))
-        .body(reqwest::Body::wrap(FailAfterOnePiece { sent: false }))
+        .body(reqwest::Body::wrap(FailAfterFirstChunk { polls: 0 }))
         .send()
         .await
         .unwrap_err();
@@ -315,4 +296,83 @@ async fn failing_upload_stream_fails_in_send() {
         !error.to_string().contains("response body"),
         "the caller's upload is not the response: {error}"
     );
+}
+
+/// A request body that yields `first-half|`, then fails, as a file read can.
+struct FailAfterFirstChunk {
+    polls: usize,
+}
+
+impl http_body::Body for FailAfterFirstChunk {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.polls += 1;
+        Poll::Ready(match self.polls {
+            1 => Some(Ok(Frame::data(Bytes::from_static(b"first-half|")))),
+            2 => Some(Err(std::io::Error::other("disk read failed"))),
+            _ => None,
+        })
+    }
+}
+
+/// Sends a `FailAfterFirstChunk` body with `buffer_request_streams(max_bytes)`. Returns the
+/// outcome and the bodies the server received before the connection ended.
+async fn send_failing_stream(
+    max_bytes: usize,
+) -> (
+    reqwest_middleware::Result<reqwest::Response>,
+    Vec<ReceivedBody>,
+) {
+    let server = RecordUpload::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 2_000 * MS, 1).buffer_request_streams(max_bytes),
+    );
+
+    let outcome = client
+        .put(server.url("/upload"))
+        .body(reqwest::Body::wrap(FailAfterFirstChunk { polls: 0 }))
+        .send()
+        .await;
+
+    // Dropping the client closes a kept-alive connection, so the server records the end
+    // of every connection whether or not the upload failed.
+    drop(client);
+    server.wait_for_closes(1, 2_000 * MS).await;
+    (outcome, server.bodies())
+}
+
+#[tokio::test]
+async fn buffered_failing_stream_fails_the_upload() {
+    let (unbuffered, _) = send_failing_stream(0).await;
+    let (buffered, bodies) = send_failing_stream(1024).await;
+
+    for body in &bodies {
+        assert!(
+            !body.complete,
+            "the server received the complete body {:?}",
+            String::from_utf8_lossy(&body.bytes)
+        );
+    }
+    let err = match buffered {
+        Ok(response) => panic!(
+            "the upload returned {} although its stream failed; the server received {bodies:?}",
+            response.status()
+        ),
+        Err(err) => err,
+    };
+    let expected = unbuffered.expect_err("an upload whose stream fails fails unbuffered too");
+    let error = diagnosed(&err);
+    let expected = diagnosed(&expected);
+    assert_eq!(error.phase(), expected.phase(), "{error}");
+    assert_eq!(error.diagnosis(), expected.diagnosis(), "{error}");
+    assert_eq!(error.attempts(), 1, "{error}");
+    assert_eq!(error.stop_reason(), expected.stop_reason(), "{error}");
+    let attempt_error = error.history()[0].error().unwrap_or_default();
+    assert!(attempt_error.contains("disk read failed"), "{error:#}");
 }

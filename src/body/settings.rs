@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::builder::TimeoutMiddlewareBuilder;
+use crate::builder::{reject_below_timer_resolution, TimeoutMiddlewareBuilder};
 use crate::config_error::ConfigError;
 use crate::format::{DisplayDuration, DisplayRate};
 
@@ -76,6 +76,7 @@ fn check_within_attempt(
             format!("{setting} is zero; set a positive duration such as 10s"),
         ));
     }
+    reject_below_timer_resolution(setting, timeout)?;
     if timeout > attempt_timeout {
         return Err(ConfigError::new(
             setting,
@@ -229,8 +230,8 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// Unlike the attempt timeout, it does not cover the response body, so a
     /// large download can have a long attempt timeout and still give up early
-    /// on a server that never responds. It must not be longer than the
-    /// attempt timeout.
+    /// on a server that never responds. It must be at least 1 ms and not
+    /// longer than the attempt timeout.
     ///
     /// Default is off.
     pub fn response_header_timeout(mut self, timeout: Duration) -> Self {
@@ -246,9 +247,9 @@ impl TimeoutMiddlewareBuilder {
     /// spends away from the body does not count. When it fires, reading the
     /// body fails in [`Phase::Body`](crate::Phase::Body) with
     /// [`Diagnosis::BodyStalled`](crate::Diagnosis::BodyStalled) and
-    /// [`Limit::BodyIdleTimeout`](crate::Limit::BodyIdleTimeout). It must not
-    /// be longer than the attempt timeout, which still ends the whole
-    /// attempt, body included.
+    /// [`Limit::BodyIdleTimeout`](crate::Limit::BodyIdleTimeout). It must be
+    /// at least 1 ms and not longer than the attempt timeout, which still ends
+    /// the whole attempt, body included.
     ///
     /// Default is off.
     pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
@@ -374,6 +375,51 @@ mod tests {
             assert_eq!(err.setting(), name);
             assert!(err.to_string().contains("is zero"), "{err}");
         }
+    }
+
+    #[test]
+    fn sub_millisecond_header_and_idle_timeouts_are_rejected() {
+        type Setter = fn(TimeoutMiddlewareBuilder, Duration) -> TimeoutMiddlewareBuilder;
+        let setters: [(&str, Setter); 2] = [
+            (
+                "response_header_timeout",
+                TimeoutMiddlewareBuilder::response_header_timeout,
+            ),
+            (
+                "body_idle_timeout",
+                TimeoutMiddlewareBuilder::body_idle_timeout,
+            ),
+        ];
+        let values = [
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_micros(999), "999µs"),
+        ];
+
+        for (name, set) in setters {
+            for (value, shown) in values {
+                let err = build(set(TimeoutMiddlewareBuilder::default(), value)).unwrap_err();
+
+                assert_eq!(err.setting(), name);
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "invalid {name}: {name} {shown} is below 1ms, the resolution of \
+                         tokio's timer; set at least 1ms"
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_millisecond_header_and_idle_timeouts_build() {
+        let built = build(
+            TimeoutMiddlewareBuilder::default()
+                .response_header_timeout(MS)
+                .body_idle_timeout(MS),
+        );
+
+        assert!(built.is_ok(), "{:?}", built.err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct RequestHead {
     pub target: String,
     /// Value of `Content-Length`, or 0 when the header is absent.
     pub content_length: usize,
+    /// Whether `Transfer-Encoding` ends in `chunked`.
+    pub chunked: bool,
     /// The head bytes, up to and including the blank line.
     pub raw: Vec<u8>,
 }
@@ -87,6 +89,95 @@ impl RequestReader {
         Ok(Some(head))
     }
 
+    /// Reads the body of the request with `head`: `Content-Length` bytes, or the chunks of a
+    /// chunked body up to its last chunk and trailer fields.
+    ///
+    /// Returns the decoded bytes that arrived and whether the body ended where its framing
+    /// specifies. A body that the client cuts off by closing or resetting the connection, or
+    /// whose chunk framing is invalid, returns false.
+    pub async fn read_body<S>(&mut self, stream: &mut S, head: &RequestHead) -> (Vec<u8>, bool)
+    where
+        S: AsyncRead + Unpin,
+    {
+        if head.chunked {
+            let mut body = Vec::new();
+            let complete = self.read_chunks(stream, &mut body).await.unwrap_or(false);
+            return (body, complete);
+        }
+        let complete = self.fill_to(stream, head.content_length).await;
+        let len = head.content_length.min(self.buf.len());
+        (self.buf.drain(..len).collect(), complete)
+    }
+
+    /// Decodes chunks into `body` until the last chunk and its trailer fields have arrived
+    /// (`Ok(true)`), or the connection ends first (`Ok(false)`). An invalid chunk size is an
+    /// `InvalidData` error.
+    async fn read_chunks<S>(&mut self, stream: &mut S, body: &mut Vec<u8>) -> io::Result<bool>
+    where
+        S: AsyncRead + Unpin,
+    {
+        loop {
+            let Some(line) = self.read_line(stream).await? else {
+                return Ok(false);
+            };
+            let size_text = line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("invalid chunk size line {line:?}"),
+                )
+            })?;
+            if size == 0 {
+                // The trailer section ends with an empty line.
+                loop {
+                    match self.read_line(stream).await? {
+                        Some(line) if line.is_empty() => return Ok(true),
+                        Some(_trailer_field) => continue,
+                        None => return Ok(false),
+                    }
+                }
+            }
+            let complete = self.fill_to(stream, size + 2).await;
+            let len = size.min(self.buf.len());
+            body.extend(self.buf.drain(..len));
+            if !complete {
+                return Ok(false);
+            }
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Reads one line ending in `\r\n` and returns it without the line ending, or `None` when
+    /// the connection ends first.
+    async fn read_line<S>(&mut self, stream: &mut S) -> io::Result<Option<String>>
+    where
+        S: AsyncRead + Unpin,
+    {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|window| window == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..end + 2).take(end).collect();
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            if self.fill(stream).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads until at least `len` bytes are buffered. Returns false when the connection ends
+    /// or fails first.
+    async fn fill_to<S>(&mut self, stream: &mut S, len: usize) -> bool
+    where
+        S: AsyncRead + Unpin,
+    {
+        while self.buf.len() < len {
+            if !matches!(self.fill(stream).await, Ok(read) if read > 0) {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn fill<S>(&mut self, stream: &mut S) -> io::Result<usize>
     where
         S: AsyncRead + Unpin,
@@ -113,10 +204,14 @@ fn parse_head(raw: Vec<u8>) -> io::Result<RequestHead> {
     let target = parts.next().unwrap_or_default().to_owned();
 
     let mut content_length = 0;
+    let mut chunked = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
+        if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.trim().to_ascii_lowercase().ends_with("chunked");
+        }
         if name.trim().eq_ignore_ascii_case("content-length") {
             content_length = value.trim().parse().map_err(|_| {
                 io::Error::new(
@@ -131,6 +226,7 @@ fn parse_head(raw: Vec<u8>) -> io::Result<RequestHead> {
         method,
         target,
         content_length,
+        chunked,
         raw,
     })
 }

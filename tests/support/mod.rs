@@ -39,7 +39,7 @@ pub use server::{bind_loopback, hold_until_client_closes, AbortOnDrop, Accepted,
 pub use stall::StallHead;
 pub use tls::{PlainOnTls, TlsOnPlain, TlsSilent, TLS_ALERT};
 pub use tls_server::{TestCertificate, TlsServer};
-pub use upload::StopReading;
+pub use upload::{ReceivedBody, RecordUpload, StopReading};
 
 /// Returns a client builder that ignores proxy environment variables, so requests
 /// reach the loopback fixtures directly.
