@@ -31,18 +31,18 @@ pub(crate) struct DisplayDuration(pub(crate) std::time::Duration);
 impl fmt::Display for DisplayDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let duration = self.0;
-        let millis = duration.as_millis();
         if duration.is_zero() {
             return f.write_str("0ms");
         }
-        if duration.as_micros() == 0 {
-            return write!(f, "{}ns", duration.as_nanos());
-        }
-        if millis == 0 {
-            return write!(f, "{}µs", duration.as_micros());
-        }
-        if millis < 1_000 {
-            return write!(f, "{millis}ms");
+        // Below a second the parts fit in a `u32`, which formats several
+        // times faster than the `u128` that `as_millis` returns.
+        if duration.as_secs() == 0 {
+            let nanos = duration.subsec_nanos();
+            return match (nanos / 1_000_000, nanos / 1_000) {
+                (0, 0) => write!(f, "{nanos}ns"),
+                (0, micros) => write!(f, "{micros}µs"),
+                (millis, _) => write!(f, "{millis}ms"),
+            };
         }
         let secs = duration.as_secs();
         if secs < 60 {
