@@ -38,7 +38,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`active_probe`](Self::active_probe) | off |
 /// | [`buffer_request_streams`](Self::buffer_request_streams) | 0 (off) |
 /// | [`retry_budget`](Self::retry_budget) | 20 % of the calls, or at least 10 retries per second, per host |
-/// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, at most 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
+/// | [`connect_timeout`](Self::connect_timeout) | a third of the attempt timeout, from 1 ms to 10 s, and unknown to the middleware until [`configure_client`](TimeoutMiddleware::configure_client) applies it |
 /// | [`response_header_timeout`](Self::response_header_timeout) | off |
 /// | [`body_idle_timeout`](Self::body_idle_timeout) | off |
 /// | [`min_body_throughput`](Self::min_body_throughput) | off |
@@ -319,7 +319,11 @@ impl TimeoutMiddlewareBuilder {
                 ));
             }
         }
-        let derived_connect_timeout = (self.attempt_timeout / 3).min(MAX_DERIVED_CONNECT_TIMEOUT);
+        // Never below tokio's 1 ms resolution, which an attempt timeout of
+        // under 3 ms would give.
+        let derived_connect_timeout = (self.attempt_timeout / 3)
+            .min(MAX_DERIVED_CONNECT_TIMEOUT)
+            .max(Duration::from_millis(1));
 
         let config = Config {
             attempt_timeout: self.attempt_timeout,
@@ -440,6 +444,16 @@ mod tests {
         assert_eq!(err.setting(), "initial_backoff");
         assert!(err.to_string().contains("5s"), "{err}");
         assert!(err.to_string().contains("max_backoff 1s"), "{err}");
+    }
+
+    #[test]
+    fn derived_connect_timeout_is_at_least_one_millisecond() {
+        let middleware = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(Duration::from_millis(1))
+            .build()
+            .unwrap();
+
+        assert_eq!(middleware.connect_timeout(), Duration::from_millis(1));
     }
 
     #[test]

@@ -218,7 +218,7 @@ fn classify_reqwest(
             context.limit.fires_as
         };
         return if facts.body {
-            request_timeout(Phase::Send, Diagnosis::UploadStalled, Some(limit), context)
+            request_timeout(Phase::Body, Diagnosis::BodyStalled, Some(limit), context)
         } else {
             request_timeout(
                 Phase::Headers,
@@ -237,18 +237,21 @@ fn classify_reqwest(
         );
         return classified;
     }
+    if facts.request_body {
+        // The caller's own request body failed, so sending it again would
+        // fail the same way.
+        return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
+    }
     if facts.connection_closed {
         let phase = if facts.body {
-            Phase::Send
+            Phase::Body
         } else {
             Phase::Headers
         };
         return failure(phase, Diagnosis::ConnectionClosed, false, None);
     }
     if facts.body {
-        // The caller's own request body failed, so sending it again would
-        // fail the same way.
-        return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
+        return failure(Phase::Body, Diagnosis::Other, false, None).not_retryable();
     }
     failure(Phase::Headers, Diagnosis::Other, false, None).not_retryable()
 }
@@ -381,10 +384,11 @@ struct ChainFacts {
     /// hyper-util's "tcp connect error": the failure happened while opening
     /// the TCP connection, after DNS and before TLS.
     tcp_connect: bool,
-    /// A reqwest error of the body kind, or hyper's body read error. Before
-    /// the response, it is the request body that failed; the body guard
-    /// marks the failures of a response body as such itself.
+    /// A reqwest error of the body kind, or hyper's body read error.
     body: bool,
+    /// hyper's error for a failure on the caller's side, most often of the
+    /// request body stream ("error from user's Body stream").
+    request_body: bool,
     /// rustls' "received corrupt message of type InvalidContentType": the
     /// peer sent something other than a TLS record.
     not_tls_reply: bool,
@@ -476,6 +480,9 @@ impl ChainFacts {
             }
             if hyper.is_parse() && hyper.to_string().contains("invalid HTTP version") {
                 self.not_http_reply = true;
+            }
+            if hyper.is_user() {
+                self.request_body = true;
             }
         }
         if let Some(nested) = source.downcast_ref::<reqwest::Error>() {

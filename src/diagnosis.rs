@@ -27,8 +27,9 @@ pub enum Diagnosis {
     ServerStalled,
     /// The response body stopped arriving before it was complete.
     BodyStalled,
-    /// Data was still flowing when the limit fired: the limit is shorter than
-    /// this transfer needs.
+    /// The limit fired while data still flowed, or while the caller was not
+    /// reading the body: the limit is shorter than this transfer needs, at the
+    /// pace the caller reads it.
     TimeoutTooShort,
     /// The server stopped reading the request body before it was complete.
     UploadStalled,
@@ -71,7 +72,7 @@ impl Diagnosis {
             Diagnosis::TlsFailed => "the TLS handshake failed",
             Diagnosis::ServerStalled => "the server sent no response headers in time",
             Diagnosis::BodyStalled => "the response body stopped arriving",
-            Diagnosis::TimeoutTooShort => "data was still flowing when the limit fired",
+            Diagnosis::TimeoutTooShort => "the limit fired while the transfer was still going",
             Diagnosis::UploadStalled => "the server stopped reading the request body",
             Diagnosis::ConnectionClosed => {
                 "the connection was closed before the response was complete"
@@ -106,7 +107,7 @@ impl Diagnosis {
                 "check the server's logs for errors while streaming, and any proxy in between"
             }
             Diagnosis::TimeoutTooShort => {
-                "raise the attempt or total timeout for this endpoint"
+                "raise the attempt or total timeout for this endpoint, or read the body sooner"
             }
             Diagnosis::UploadStalled => {
                 "check the server's logs and its request size limit, and any proxy in between"

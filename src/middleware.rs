@@ -17,7 +17,7 @@ use crate::builder::TimeoutMiddlewareBuilder;
 use crate::call::Call;
 use crate::deadline::Deadline;
 use crate::latency::RecentLatency;
-use crate::overrides::RequestOverrides;
+use crate::overrides::{validate_request_timeout, RequestOverrides};
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
 use crate::target::Target;
 
@@ -66,9 +66,10 @@ tokio::task_local! {
     /// instance is called from within that poll, so it passes a call through
     /// only when this is set and the call's extensions carry the mark.
     ///
-    /// The mark stays in the extensions after the call, finished or dropped,
-    /// but this value ends with it: an outer retry layer that sends the same
-    /// extensions again gets limits each time. A separate call made from
+    /// A call removes its mark when it ends, but a dropped call leaves it in
+    /// the extensions. This value ends with the call either way, so an outer
+    /// retry layer that sends the same extensions again gets limits each
+    /// time. A separate call made from
     /// inside the chain, such as a middleware fetching a token, has its own
     /// extensions without the mark, and keeps its own limits.
     static CALL_IN_PROGRESS: ();
@@ -98,9 +99,9 @@ tokio::task_local! {
 ///
 /// Each attempt runs under the smallest of the attempt timeout, the time left
 /// before the total deadline and the request's own timeout. One timer per
-/// attempt enforces that limit until the headers arrive; after that, the body
-/// guard enforces it while the caller reads the body, including the time the
-/// caller spends between reads. A [`timeout`](reqwest::ClientBuilder::timeout) set on the
+/// attempt enforces that limit until the headers arrive. After that, the body
+/// guard enforces it while the caller reads the body, and the time the caller
+/// spends between reads counts too. A [`timeout`](reqwest::ClientBuilder::timeout) set on the
 /// `reqwest::Client` still applies to each attempt, and when it fires first
 /// the error names it as the client's own timeout.
 ///
@@ -227,7 +228,10 @@ impl Middleware for TimeoutMiddleware {
             .get::<RequestOverrides>()
             .cloned()
             .unwrap_or_default();
-        if let Err(error) = overrides.validate() {
+        let valid = overrides
+            .validate()
+            .and_then(|()| validate_request_timeout(request.timeout()));
+        if let Err(error) = valid {
             return Box::pin(std::future::ready(Err(
                 reqwest_middleware::Error::middleware(error),
             )));
@@ -273,9 +277,16 @@ impl Middleware for TimeoutMiddleware {
             let time_limit = call.attempt_timeout.min(total_timeout) / 2;
             (config.buffer_request_streams, time_limit)
         });
-        let run = call
-            .run(request, buffer_limit, extensions, next)
-            .instrument(span);
-        Box::pin(CALL_IN_PROGRESS.scope((), run))
+        let run = async move {
+            let result = call
+                .run(request, buffer_limit, &mut *extensions, next)
+                .await;
+            // A caller may send other calls with these extensions later,
+            // such as a side call that keeps one `Extensions` for all its
+            // calls. Only a dropped call leaves its mark behind.
+            extensions.remove::<HandledByOuterLayer>();
+            result
+        };
+        Box::pin(CALL_IN_PROGRESS.scope((), run.instrument(span)))
     }
 }

@@ -105,6 +105,30 @@ impl RequestOverrides {
     }
 }
 
+/// Checks the timeout set on the request itself with
+/// `RequestBuilder::timeout`, which becomes the attempt's limit when it is
+/// the shortest.
+///
+/// # Errors
+///
+/// A zero timeout, or one below tokio's 1 ms timer resolution.
+pub(crate) fn validate_request_timeout(timeout: Option<&Duration>) -> Result<(), ConfigError> {
+    let Some(&timeout) = timeout else {
+        return Ok(());
+    };
+    if timeout < Duration::from_millis(1) {
+        return Err(ConfigError::new(
+            "timeout",
+            format!(
+                "the request's timeout is {}, below 1ms, the resolution of tokio's timer; \
+                 set at least 1ms with RequestBuilder::timeout or leave it unset",
+                DisplayDuration(timeout)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +179,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sub_millisecond_request_timeout_is_rejected() {
+        for (value, shown) in [
+            (Duration::ZERO, "0ms"),
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_micros(999), "999µs"),
+        ] {
+            let err = validate_request_timeout(Some(&value)).unwrap_err();
+
+            assert_eq!(err.setting(), "timeout");
+            assert!(
+                err.to_string()
+                    .contains(&format!("the request's timeout is {shown}, below 1ms")),
+                "{err}"
+            );
+        }
+        assert!(validate_request_timeout(Some(&Duration::from_millis(1))).is_ok());
+        assert!(validate_request_timeout(None).is_ok());
     }
 
     #[test]

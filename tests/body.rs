@@ -485,3 +485,40 @@ async fn body_failure_log_hides_secrets() {
     assert!(logs.contains("reason=\"body-stalled\""), "{logs}");
     assert!(logs.contains("bytes=10"), "{logs}");
 }
+
+/// A layer below the middleware that reads the whole response body itself,
+/// as a logging or caching layer does, and fails when the body fails.
+struct ReadsBody;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for ReadsBody {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let response = next.run(request, extensions).await?;
+        response.bytes().await?;
+        Err(reqwest_middleware::Error::middleware(
+            std::io::Error::other("the body ended, so this layer has nothing to return"),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn body_read_below_the_middleware_fails_in_body() {
+    let server = CloseMidBody::always(Framing::ContentLength).await;
+    let client = client_builder().build().unwrap();
+    let middleware = timeouts(1_000 * MS, 2_000 * MS, 0).build().unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .with(ReadsBody)
+        .build();
+
+    let err = client.get(server.url("/close")).send().await.unwrap_err();
+
+    let error = Error::find(&err).expect("a diagnosed error");
+    assert_eq!(error.phase(), Phase::Body, "{error}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionClosed, "{error}");
+}

@@ -492,6 +492,26 @@ async fn shorter_request_timeout_wins() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn sub_millisecond_request_timeout_fails_before_sending() {
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = client(fixed_schedule(), &script);
+
+    let err = client
+        .get(URL)
+        .timeout(Duration::from_nanos(1))
+        .send()
+        .await
+        .unwrap_err();
+
+    assert!(script.calls().is_empty());
+    assert!(
+        err.to_string()
+            .contains("the request's timeout is 1ns, below 1ms"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn post_timeout_is_not_resent() {
     let script = Script::new(vec![Reply::Hang]);
     let client = client(fixed_schedule(), &script);
@@ -775,6 +795,66 @@ async fn stacked_layers_with_copied_extensions_between() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(script.calls().len(), 2, "not 8");
     assert_eq!(attempts(&response).count(), 2);
+}
+
+/// A middleware that makes a side call through `side` with one
+/// `Extensions` that it keeps for all its side calls, then passes its own
+/// call on. It records the limit that ended each side call.
+struct SideCallWithStoredExtensions {
+    side: ClientWithMiddleware,
+    stored: Mutex<Option<Extensions>>,
+    limits: Arc<Mutex<Vec<Option<Limit>>>>,
+}
+
+#[async_trait]
+impl Middleware for SideCallWithStoredExtensions {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut stored = self.stored.lock().unwrap().take().unwrap_or_default();
+        let side_request = self.side.get(URL).build().unwrap();
+        let outcome = self
+            .side
+            .execute_with_extensions(side_request, &mut stored)
+            .await;
+        *self.stored.lock().unwrap() = Some(stored);
+        let limit = outcome
+            .err()
+            .and_then(|err| Error::find(&err).and_then(Error::limit));
+        self.limits.lock().unwrap().push(limit);
+        next.run(request, extensions).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn side_call_reusing_its_extensions_keeps_limits() {
+    let hanging = Script::new(vec![Reply::Hang]);
+    let side = client(
+        fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
+        &hanging,
+    );
+    let limits = Arc::new(Mutex::new(Vec::new()));
+    let script = Script::new(vec![Reply::Status(200)]);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(fixed_schedule().max_retries(0).build().unwrap())
+        .with(SideCallWithStoredExtensions {
+            side,
+            stored: Mutex::new(None),
+            limits: Arc::clone(&limits),
+        })
+        .with(script.clone())
+        .build();
+
+    let first = client.get(URL).send().await.unwrap();
+    let second = client.get(URL).send().await.unwrap();
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let limit = Some(Limit::AttemptTimeout(100 * MS));
+    assert_eq!(*limits.lock().unwrap(), vec![limit, limit]);
 }
 
 #[tokio::test(start_paused = true)]

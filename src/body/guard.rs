@@ -7,6 +7,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
@@ -242,7 +243,7 @@ impl GuardedBody {
     /// the transfer. It is `BodyStalled` when the body went silent while the
     /// caller waited.
     fn diagnose_timeout(&self, failure: &mut Failure, now: Instant) {
-        if !self.watch.is_waiting() {
+        if !self.watch.is_waiting() || self.timer_overdue(now) {
             failure.diagnosis = Diagnosis::TimeoutTooShort;
             failure.evidence.push(
                 "the limit ran out while the caller was not reading the body, so its data may have been waiting to be read"
@@ -253,6 +254,16 @@ impl GuardedBody {
         } else {
             failure.diagnosis = Diagnosis::BodyStalled;
         }
+    }
+
+    /// Returns whether the guard's timer fired long before `now`. A caller
+    /// that waits for the body is woken when the timer fires, so a poll that
+    /// comes this late means the caller had stopped waiting, for instance by
+    /// dropping a read that `tokio::time::timeout` or `select!` cut short.
+    fn timer_overdue(&self, now: Instant) -> bool {
+        self.timer
+            .as_ref()
+            .is_some_and(|timer| now.saturating_duration_since(timer.deadline()) > ABSENCE)
     }
 
     /// Marks a failure as one of the response body, with its progress. The
@@ -318,6 +329,11 @@ impl GuardedBody {
         self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 }
+
+/// How late after the guard's timer a poll must come to show that the
+/// caller was not waiting for the body. Timers fire within a few
+/// milliseconds, even with thousands of them at once.
+const ABSENCE: Duration = Duration::from_millis(50);
 
 /// Returns the earlier of two optional instants.
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -554,6 +570,33 @@ mod tests {
             failure.failure.evidence
         );
         assert_eq!(failure.failure.progress.unwrap().bytes(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_read_then_absence_is_too_short() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+
+        // One read finds no data and is cut short by its caller, who then
+        // does something else for longer than the attempt's limit.
+        let cut_short = tokio::time::timeout(10 * MS, next(&mut guard)).await;
+        sender.send(b"abc").unwrap();
+        tokio::time::sleep(10_500 * MS).await;
+        let failure = next(&mut guard).await;
+
+        assert!(cut_short.is_err(), "the first read found data");
+        let Some(Err(failure)) = failure else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(
+            failure.failure.limit,
+            Some(Limit::AttemptTimeout(10_000 * MS))
+        );
+        assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
+        assert!(
+            failure.failure.evidence[0].contains("not reading the body"),
+            "{:?}",
+            failure.failure.evidence
+        );
     }
 
     #[tokio::test(start_paused = true)]
