@@ -211,6 +211,11 @@ fn classify_reqwest(
     if error.is_connect() {
         return classify_connect(error, facts, context);
     }
+    if facts.request_body {
+        // The caller's own request body failed, even with an error of the
+        // timed-out kind, so sending it again would fail the same way.
+        return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
+    }
     if error.is_timeout() {
         let limit = if context.elapsed + EARLY_FIRE_MARGIN < context.limit.budget {
             Limit::ClientTimeout(context.elapsed)
@@ -236,11 +241,6 @@ fn classify_reqwest(
                 .to_owned(),
         );
         return classified;
-    }
-    if facts.request_body {
-        // The caller's own request body failed, so sending it again would
-        // fail the same way.
-        return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
     }
     if facts.connection_closed {
         let phase = if facts.body {

@@ -61,15 +61,24 @@ impl Config {
 #[derive(Debug, Clone, Copy)]
 struct HandledByOuterLayer;
 
+/// Removes the mark from a call's extensions when the call ends, finished
+/// or dropped.
+struct RemoveMarkOnDrop<'a>(&'a mut Extensions);
+
+impl Drop for RemoveMarkOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.remove::<HandledByOuterLayer>();
+    }
+}
+
 tokio::task_local! {
     /// Set while an instance of the middleware polls a call. A second
     /// instance is called from within that poll, so it passes a call through
     /// only when this is set and the call's extensions carry the mark.
     ///
-    /// A call removes its mark when it ends, but a dropped call leaves it in
-    /// the extensions. This value ends with the call either way, so an outer
-    /// retry layer that sends the same extensions again gets limits each
-    /// time. A separate call made from
+    /// A call removes its mark when it ends, finished or dropped, and this
+    /// value ends with it too, so an outer retry layer that sends the same
+    /// extensions again gets limits each time. A separate call made from
     /// inside the chain, such as a middleware fetching a token, has its own
     /// extensions without the mark, and keeps its own limits.
     static CALL_IN_PROGRESS: ();
@@ -222,7 +231,6 @@ impl Middleware for TimeoutMiddleware {
             // doing both here too would multiply the attempts.
             return next.run(request, extensions);
         }
-        extensions.insert(HandledByOuterLayer);
 
         let overrides = extensions
             .get::<RequestOverrides>()
@@ -236,6 +244,7 @@ impl Middleware for TimeoutMiddleware {
                 reqwest_middleware::Error::middleware(error),
             )));
         }
+        extensions.insert(HandledByOuterLayer);
         let config = &self.config;
         let total_timeout = overrides.total_timeout.unwrap_or(config.total_timeout);
 
@@ -278,14 +287,12 @@ impl Middleware for TimeoutMiddleware {
             (config.buffer_request_streams, time_limit)
         });
         let run = async move {
-            let result = call
-                .run(request, buffer_limit, &mut *extensions, next)
-                .await;
             // A caller may send other calls with these extensions later,
             // such as a side call that keeps one `Extensions` for all its
-            // calls. Only a dropped call leaves its mark behind.
-            extensions.remove::<HandledByOuterLayer>();
-            result
+            // calls, so the mark goes when the call ends, finished or
+            // dropped.
+            let marked = RemoveMarkOnDrop(extensions);
+            call.run(request, buffer_limit, &mut *marked.0, next).await
         };
         Box::pin(CALL_IN_PROGRESS.scope((), run.instrument(span)))
     }

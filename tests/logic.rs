@@ -858,6 +858,39 @@ async fn side_call_reusing_its_extensions_keeps_limits() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn caller_extensions_lose_no_entry_and_keep_no_mark() {
+    let hanging = Script::new(vec![Reply::Hang]);
+    let client = client(fixed_schedule().max_retries(0), &hanging);
+    let mut extensions = Extensions::new();
+    extensions.insert(42_u32);
+
+    let request = client.get(URL).timeout(Duration::ZERO).build().unwrap();
+    let rejected = client
+        .execute_with_extensions(request, &mut extensions)
+        .await;
+    let after_rejected = extensions.len();
+    let request = client.get(URL).build().unwrap();
+    let timed_out = client
+        .execute_with_extensions(request, &mut extensions)
+        .await;
+    let after_timeout = extensions.len();
+    let request = client.get(URL).build().unwrap();
+    let dropped = tokio::time::timeout(
+        50 * MS,
+        client.execute_with_extensions(request, &mut extensions),
+    )
+    .await;
+
+    assert!(rejected.is_err());
+    assert!(timed_out.is_err());
+    assert!(dropped.is_err(), "the third call should be dropped");
+    assert_eq!(after_rejected, 1);
+    assert_eq!(after_timeout, 1);
+    assert_eq!(extensions.len(), 1);
+    assert_eq!(extensions.get::<u32>(), Some(&42));
+}
+
+#[tokio::test(start_paused = true)]
 async fn stacked_outer_deadline_wins() {
     let script = Script::new(vec![Reply::Hang]);
     let outer = fixed_schedule()

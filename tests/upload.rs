@@ -376,3 +376,48 @@ async fn buffered_failing_stream_fails_the_upload() {
     let attempt_error = error.history()[0].error().unwrap_or_default();
     assert!(attempt_error.contains("disk read failed"), "{error:#}");
 }
+
+/// A request body that yields one piece, then fails with an error of the
+/// timed-out kind, as a read from a slow network share can.
+struct TimesOutAfterFirstChunk {
+    polls: usize,
+}
+
+impl http_body::Body for TimesOutAfterFirstChunk {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.polls += 1;
+        Poll::Ready(match self.polls {
+            1 => Some(Ok(Frame::data(Bytes::from_static(b"hello")))),
+            2 => Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "network share timed out",
+            ))),
+            _ => None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn timed_out_upload_stream_fails_in_send() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(client_builder(), timeouts(500 * MS, 2_000 * MS, 2));
+
+    let err = client
+        .put(server.url("/upload"))
+        .body(reqwest::Body::wrap(TimesOutAfterFirstChunk { polls: 0 }))
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.phase(), Phase::Send, "{error}");
+    assert_eq!(error.diagnosis(), Diagnosis::Other, "{error}");
+    assert_eq!(error.limit(), None, "{error}");
+    assert_eq!(error.attempts(), 1);
+}

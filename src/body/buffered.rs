@@ -1,6 +1,8 @@
 //! Buffered mode: reading the whole response body within the attempt, so
 //! that a failure of the body can be retried.
 
+use std::mem;
+
 use bytes::{Bytes, BytesMut};
 
 use super::guard::GuardedBody;
@@ -77,9 +79,22 @@ pub(crate) async fn buffer(
         .map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX))
         .min(MAX_INITIAL_CAPACITY);
     let mut data = BytesMut::with_capacity(capacity);
+    guard.buffering = true;
+    let buffered = read_to_end(guard, &mut data, max_len).await;
+    guard.buffering = false;
+    buffered
+}
+
+/// Reads the rest of the guarded body into `data`, unless it grows larger
+/// than `max_len`.
+async fn read_to_end(
+    guard: &mut GuardedBody,
+    data: &mut BytesMut,
+    max_len: u64,
+) -> Result<Buffered, Classified> {
     loop {
         let frame = match std::future::poll_fn(|cx| guard.poll_guarded(cx)).await {
-            None => return Ok(Buffered::Complete(data.freeze())),
+            None => return Ok(Buffered::Complete(mem::take(data).freeze())),
             Some(Err(failure)) => return Err(failure),
             Some(Ok(frame)) => frame,
         };
@@ -88,7 +103,7 @@ pub(crate) async fn buffer(
         };
         data.extend_from_slice(&chunk);
         if data.len() as u64 > max_len {
-            return Ok(Buffered::TooLarge(Some(data.freeze())));
+            return Ok(Buffered::TooLarge(Some(mem::take(data).freeze())));
         }
     }
 }

@@ -100,6 +100,9 @@ pub(crate) struct GuardedBody {
     /// timer, and reset, not re-created, after each check. The attempt's end
     /// is also checked for each piece of data.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Set while buffered mode reads the body within the attempt, when the
+    /// reader is the middleware rather than the caller.
+    pub(crate) buffering: bool,
     context: BodyContext,
 }
 
@@ -117,6 +120,7 @@ impl GuardedBody {
             watch: BodyWatch::new(settings, expected_len, now),
             attempt_end: context.attempt_end(),
             timer: None,
+            buffering: false,
             context,
         }
     }
@@ -138,7 +142,7 @@ impl GuardedBody {
                     // the timer alone would never end it.
                     let now = Instant::now();
                     if self.attempt_end.is_some_and(|end| now >= end) {
-                        return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
+                        return Poll::Ready(Some(Err(self.fail_attempt_limit(now, true))));
                     }
                     if self.watch.is_waiting() {
                         self.watch.end_wait(now);
@@ -180,7 +184,7 @@ impl GuardedBody {
             }
             let now = Instant::now();
             if self.attempt_end.is_some_and(|end| now >= end) {
-                return Poll::Ready(Some(Err(self.fail_attempt_limit(now))));
+                return Poll::Ready(Some(Err(self.fail_attempt_limit(now, false))));
             }
             match self.watch.check(now) {
                 Ok(next) => match earliest(next, self.attempt_end) {
@@ -202,18 +206,18 @@ impl GuardedBody {
         let attempt = self.context.classify_context(elapsed);
         let mut classified = classify_error(reqwest_middleware::Error::Reqwest(error), &attempt);
         if classified.failure.timed_out {
-            self.diagnose_timeout(&mut classified.failure, now);
+            self.diagnose_timeout(&mut classified.failure, now, false);
         }
         self.finish(classified, now)
     }
 
     /// Returns the failure for the attempt's limit ending the body read at
-    /// `now`.
-    fn fail_attempt_limit(&mut self, now: Instant) -> Classified {
+    /// `now`, at a poll that found data when `data_ready` is set.
+    fn fail_attempt_limit(&mut self, now: Instant, data_ready: bool) -> Classified {
         self.inner = None;
         let elapsed = now.saturating_duration_since(self.context.attempt_started);
         let mut classified = classify_timeout(&self.context.classify_context(elapsed));
-        self.diagnose_timeout(&mut classified.failure, now);
+        self.diagnose_timeout(&mut classified.failure, now, data_ready);
         self.finish(classified, now)
     }
 
@@ -237,29 +241,42 @@ impl GuardedBody {
         self.finish(classified, now)
     }
 
-    /// Sets the diagnosis of a limit that fired at `now`. It is
-    /// `TimeoutTooShort` when the caller was not reading the body, or when
-    /// data still flowed steadily, because then the limit was too short for
-    /// the transfer. It is `BodyStalled` when the body went silent while the
-    /// caller waited.
-    fn diagnose_timeout(&self, failure: &mut Failure, now: Instant) {
-        if !self.watch.is_waiting() || self.timer_overdue(now) {
+    /// Sets the diagnosis of a limit that fired at `now`, at a poll that found
+    /// data when `data_ready` is set. It is `TimeoutTooShort` when data was
+    /// there or still flowed steadily, because then the limit was too short
+    /// for the transfer at the pace it was read. It is `BodyStalled` when the
+    /// body went silent while the caller waited.
+    fn diagnose_timeout(&self, failure: &mut Failure, now: Instant, data_ready: bool) {
+        if self.caller_was_away(now, data_ready) {
             failure.diagnosis = Diagnosis::TimeoutTooShort;
             failure.evidence.push(
                 "the limit ran out while the caller was not reading the body, so its data may have been waiting to be read"
                     .to_owned(),
             );
-        } else if self.watch.was_flowing(now) {
+        } else if data_ready || self.watch.was_flowing(now) {
             failure.diagnosis = Diagnosis::TimeoutTooShort;
         } else {
             failure.diagnosis = Diagnosis::BodyStalled;
         }
     }
 
-    /// Returns whether the guard's timer fired long before `now`. A caller
-    /// that waits for the body is woken when the timer fires, so a poll that
-    /// comes this late means the caller had stopped waiting, for instance by
-    /// dropping a read that `tokio::time::timeout` or `select!` cut short.
+    /// Returns whether the caller was not reading the body when a limit
+    /// fired at `now`: no read of the caller's was waiting for data, or this
+    /// read found data long after the guard's timer fired. A caller that
+    /// waits is polled when the timer fires, so such a late poll with data
+    /// means that the caller had dropped its read, as `tokio::time::timeout`
+    /// or `select!` do, and left the body. A late poll without data proves
+    /// nothing, because a busy runtime delays wakeups too. In buffered mode
+    /// the middleware itself reads, so the caller is never away.
+    fn caller_was_away(&self, now: Instant, data_ready: bool) -> bool {
+        if self.buffering {
+            return false;
+        }
+        !self.watch.is_waiting() || (data_ready && self.timer_overdue(now))
+    }
+
+    /// Returns whether the guard's timer fired more than [`ABSENCE`] before
+    /// `now`.
     fn timer_overdue(&self, now: Instant) -> bool {
         self.timer
             .as_ref()
@@ -330,9 +347,9 @@ impl GuardedBody {
     }
 }
 
-/// How late after the guard's timer a poll must come to show that the
-/// caller was not waiting for the body. Timers fire within a few
-/// milliseconds, even with thousands of them at once.
+/// How late after the guard's timer a poll that finds data must come to
+/// show that the caller was not waiting for the body. Timers fire within a
+/// few milliseconds, even with thousands of them at once.
 const ABSENCE: Duration = Duration::from_millis(50);
 
 /// Returns the earlier of two optional instants.
@@ -594,6 +611,67 @@ mod tests {
         assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
         assert!(
             failure.failure.evidence[0].contains("not reading the body"),
+            "{:?}",
+            failure.failure.evidence
+        );
+    }
+
+    /// Polls `guard` once with a waker that does nothing, as a read that its
+    /// caller then drops would.
+    fn poll_once(guard: &mut GuardedBody) -> Poll<Option<Result<Frame<Bytes>, Classified>>> {
+        guard.poll_guarded(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_poll_without_data_is_stalled() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        assert!(poll_once(&mut guard).is_pending());
+
+        // A busy runtime polls the waiting caller long after the timer fired.
+        tokio::time::advance(10_100 * MS).await;
+        let polled = poll_once(&mut guard);
+
+        let Poll::Ready(Some(Err(failure))) = polled else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        assert!(failure.failure.evidence.is_empty());
+        drop(sender);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn data_ready_after_limit_is_too_short() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        assert!(poll_once(&mut guard).is_pending());
+
+        // The caller dropped its read; the data arrived, and the caller came
+        // back just after the limit.
+        sender.send(b"abc").unwrap();
+        tokio::time::advance(10_030 * MS).await;
+        let polled = poll_once(&mut guard);
+
+        let Poll::Ready(Some(Err(failure))) = polled else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
+        assert!(failure.failure.evidence.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buffered_reader_is_never_away() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        guard.buffering = true;
+        sender.send(b"abc").unwrap();
+
+        tokio::time::advance(10_100 * MS).await;
+        let polled = poll_once(&mut guard);
+
+        let Poll::Ready(Some(Err(failure))) = polled else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
+        assert!(
+            failure.failure.evidence.is_empty(),
             "{:?}",
             failure.failure.evidence
         );
