@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{Extensions, Method, StatusCode};
+use http::{Method, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::Next;
 use tokio::time::error::Elapsed;
@@ -23,7 +23,7 @@ use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
 use crate::format::error_chain_text;
 use crate::limit::Limit;
-use crate::middleware::Config;
+use crate::middleware::{Config, MarkedExtensions};
 use crate::phase::Phase;
 use crate::policy::is_retryable_status;
 use crate::replay::buffer_small_body;
@@ -112,7 +112,7 @@ impl<'c> Call<'c> {
         mut self,
         mut request: Request,
         buffer_body: Option<(usize, Duration)>,
-        extensions: &'a mut Extensions,
+        extensions: MarkedExtensions<'a>,
         next: Next<'a>,
     ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'a
     where
@@ -139,7 +139,7 @@ impl<'c> Call<'c> {
                     self.config.body.response_header_timeout,
                     attempt.started,
                     attempt.upload.as_deref(),
-                    next.clone().run(sent, extensions),
+                    next.clone().run(sent, &mut *extensions.0),
                 );
                 let outcome = attempt.limit_timer(exchange).await;
                 let (result, record) = if self.config.body.buffer {

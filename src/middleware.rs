@@ -61,11 +61,13 @@ impl Config {
 #[derive(Debug, Clone, Copy)]
 struct HandledByOuterLayer;
 
-/// Removes the mark from a call's extensions when the call ends, finished
-/// or dropped.
-struct RemoveMarkOnDrop<'a>(&'a mut Extensions);
+/// The extensions of a call that carry the mark. The mark is removed when
+/// the call ends, finished or dropped, because a caller may send other calls
+/// with these extensions later, such as a side call that keeps one
+/// `Extensions` for all its calls.
+pub(crate) struct MarkedExtensions<'a>(pub(crate) &'a mut Extensions);
 
-impl Drop for RemoveMarkOnDrop<'_> {
+impl Drop for MarkedExtensions<'_> {
     fn drop(&mut self) {
         self.0.remove::<HandledByOuterLayer>();
     }
@@ -286,14 +288,9 @@ impl Middleware for TimeoutMiddleware {
             let time_limit = call.attempt_timeout.min(total_timeout) / 2;
             (config.buffer_request_streams, time_limit)
         });
-        let run = async move {
-            // A caller may send other calls with these extensions later,
-            // such as a side call that keeps one `Extensions` for all its
-            // calls, so the mark goes when the call ends, finished or
-            // dropped.
-            let marked = RemoveMarkOnDrop(extensions);
-            call.run(request, buffer_limit, &mut *marked.0, next).await
-        };
-        Box::pin(CALL_IN_PROGRESS.scope((), run.instrument(span)))
+        let run = call
+            .run(request, buffer_limit, MarkedExtensions(extensions), next)
+            .instrument(span);
+        Box::pin(CALL_IN_PROGRESS.scope((), run))
     }
 }
