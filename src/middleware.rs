@@ -81,8 +81,15 @@ tokio::task_local! {
     /// A call removes its mark when it ends, finished or dropped, and this
     /// value ends with it too, so an outer retry layer that sends the same
     /// extensions again gets limits each time. A separate call made from
-    /// inside the chain, such as a middleware fetching a token, has its own
-    /// extensions without the mark, and keeps its own limits.
+    /// inside the chain, such as a middleware fetching a token, keeps its own
+    /// limits when it has extensions of its own.
+    ///
+    /// NOTE: a separate call that sends the outer call's extensions, or a
+    /// copy of them, carries the mark and is passed through, so only the
+    /// outer limits apply to it. Copies must carry the mark, because a layer
+    /// between two instances that sends a copy is still the same call. A
+    /// layer that builds new extensions between two instances multiplies
+    /// the retries.
     static CALL_IN_PROGRESS: ();
 }
 

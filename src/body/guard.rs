@@ -21,7 +21,7 @@ use crate::classify::{self, classify_error, classify_timeout, Classified};
 use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
-use crate::format::error_chain_text;
+use crate::format::{error_chain_text, DisplayDuration};
 use crate::phase::Phase;
 use crate::target::Target;
 
@@ -242,45 +242,52 @@ impl GuardedBody {
     }
 
     /// Sets the diagnosis of a limit that fired at `now`, at a poll that found
-    /// data when `data_ready` is set. It is `TimeoutTooShort` when data was
-    /// there or still flowed steadily, because then the limit was too short
-    /// for the transfer at the pace it was read. It is `BodyStalled` when the
-    /// body went silent while the caller waited.
+    /// data when `data_ready` is set.
+    ///
+    /// It is `TimeoutTooShort` when no read of the caller's was waiting for
+    /// data, or when data came about when the limit fired or still flowed
+    /// steadily, because then the limit was too short for the transfer at the
+    /// pace it was read. It is `BodyStalled` when the body went silent while
+    /// the caller waited. A poll that finds data long after the guard's timer
+    /// fired is ambiguous: the caller may have dropped its read, as
+    /// `tokio::time::timeout` and `select!` do, or a busy runtime may have
+    /// woken it late. The evidence then says both, and the diagnosis follows
+    /// the body's progress before the limit.
     fn diagnose_timeout(&self, failure: &mut Failure, now: Instant, data_ready: bool) {
-        if self.caller_was_away(now, data_ready) {
+        // In buffered mode the middleware itself reads, so the caller is
+        // never away.
+        if !self.buffering && !self.watch.is_waiting() {
             failure.diagnosis = Diagnosis::TimeoutTooShort;
             failure.evidence.push(
                 "the limit ran out while the caller was not reading the body, so its data may have been waiting to be read"
                     .to_owned(),
             );
-        } else if data_ready || self.watch.was_flowing(now) {
-            failure.diagnosis = Diagnosis::TimeoutTooShort;
+            return;
+        }
+        let late = self.time_since_timer(now).filter(|late| *late > ABSENCE);
+        failure.diagnosis = if (data_ready && late.is_none()) || self.watch.was_flowing(now) {
+            Diagnosis::TimeoutTooShort
         } else {
-            failure.diagnosis = Diagnosis::BodyStalled;
+            Diagnosis::BodyStalled
+        };
+        if let Some(late) = late.filter(|_| data_ready) {
+            let who = if self.buffering {
+                "the runtime was too busy to read it"
+            } else {
+                "the caller had stopped reading, or the runtime was too busy to wake it"
+            };
+            failure.evidence.push(format!(
+                "data was waiting when the body was read again, {} after the limit fired: {who}",
+                DisplayDuration(late)
+            ));
         }
     }
 
-    /// Returns whether the caller was not reading the body when a limit
-    /// fired at `now`: no read of the caller's was waiting for data, or this
-    /// read found data long after the guard's timer fired. A caller that
-    /// waits is polled when the timer fires, so such a late poll with data
-    /// means that the caller had dropped its read, as `tokio::time::timeout`
-    /// or `select!` do, and left the body. A late poll without data proves
-    /// nothing, because a busy runtime delays wakeups too. In buffered mode
-    /// the middleware itself reads, so the caller is never away.
-    fn caller_was_away(&self, now: Instant, data_ready: bool) -> bool {
-        if self.buffering {
-            return false;
-        }
-        !self.watch.is_waiting() || (data_ready && self.timer_overdue(now))
-    }
-
-    /// Returns whether the guard's timer fired more than [`ABSENCE`] before
-    /// `now`.
-    fn timer_overdue(&self, now: Instant) -> bool {
-        self.timer
-            .as_ref()
-            .is_some_and(|timer| now.saturating_duration_since(timer.deadline()) > ABSENCE)
+    /// Returns how long ago the guard's timer fired, or `None` when it has no
+    /// timer or the timer is not due.
+    fn time_since_timer(&self, now: Instant) -> Option<Duration> {
+        let deadline = self.timer.as_ref()?.deadline();
+        now.checked_duration_since(deadline)
     }
 
     /// Marks a failure as one of the response body, with its progress. The
@@ -347,9 +354,9 @@ impl GuardedBody {
     }
 }
 
-/// How late after the guard's timer a poll that finds data must come to
-/// show that the caller was not waiting for the body. Timers fire within a
-/// few milliseconds, even with thousands of them at once.
+/// How late after the guard's timer a poll that finds data must come for
+/// the diagnosis to say that the caller may have stopped reading. Timers fire
+/// within a few milliseconds, even with thousands of them at once.
 const ABSENCE: Duration = Duration::from_millis(50);
 
 /// Returns the earlier of two optional instants.
@@ -590,7 +597,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dropped_read_then_absence_is_too_short() {
+    async fn dropped_read_then_absence_is_ambiguous() {
         let (sender, mut guard) = guarded(BodySettings::default());
 
         // One read finds no data and is cut short by its caller, who then
@@ -608,11 +615,15 @@ mod tests {
             failure.failure.limit,
             Some(Limit::AttemptTimeout(10_000 * MS))
         );
-        assert_eq!(failure.failure.diagnosis, Diagnosis::TimeoutTooShort);
-        assert!(
-            failure.failure.evidence[0].contains("not reading the body"),
-            "{:?}",
-            failure.failure.evidence
+        // A busy runtime that wakes a waiting caller late looks the same,
+        // so the evidence names both causes.
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        assert_eq!(
+            failure.failure.evidence,
+            [
+                "data was waiting when the body was read again, 510ms after the limit fired: \
+              the caller had stopped reading, or the runtime was too busy to wake it"
+            ]
         );
     }
 
@@ -674,6 +685,30 @@ mod tests {
             failure.failure.evidence.is_empty(),
             "{:?}",
             failure.failure.evidence
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buffered_late_poll_blames_no_caller() {
+        let (sender, mut guard) = guarded(BodySettings::default());
+        guard.buffering = true;
+        assert!(poll_once(&mut guard).is_pending());
+
+        // The server sends after the limit, and a busy runtime polls late.
+        sender.send(b"abc").unwrap();
+        tokio::time::advance(10_100 * MS).await;
+        let polled = poll_once(&mut guard);
+
+        let Poll::Ready(Some(Err(failure))) = polled else {
+            panic!("expected the attempt limit to fire");
+        };
+        assert_eq!(failure.failure.diagnosis, Diagnosis::BodyStalled);
+        assert_eq!(
+            failure.failure.evidence,
+            [
+                "data was waiting when the body was read again, 100ms after the limit fired: \
+              the runtime was too busy to read it"
+            ]
         );
     }
 
