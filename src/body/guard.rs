@@ -245,9 +245,9 @@ impl GuardedBody {
     /// data when `data_ready` is set.
     ///
     /// It is `TimeoutTooShort` when no read of the caller's was waiting for
-    /// data, or when data came about when the limit fired or still flowed
-    /// steadily, because then the limit was too short for the transfer at the
-    /// pace it was read. It is `BodyStalled` when the body went silent while
+    /// data. It is also `TimeoutTooShort` when data came as the limit fired
+    /// or still flowed steadily, because then the limit was too short for the
+    /// transfer at the pace it was read. It is `BodyStalled` when the body went silent while
     /// the caller waited. A poll that finds data long after the guard's timer
     /// fired is ambiguous: the caller may have dropped its read, as
     /// `tokio::time::timeout` and `select!` do, or a busy runtime may have
@@ -271,13 +271,13 @@ impl GuardedBody {
             Diagnosis::BodyStalled
         };
         if let Some(late) = late.filter(|_| data_ready) {
-            let who = if self.buffering {
+            let cause = if self.buffering {
                 "the runtime was too busy to read it"
             } else {
                 "the caller had stopped reading, or the runtime was too busy to wake it"
             };
             failure.evidence.push(format!(
-                "data was waiting when the body was read again, {} after the limit fired: {who}",
+                "data was waiting when the body was read again, {} after the limit fired: {cause}",
                 DisplayDuration(late)
             ));
         }
