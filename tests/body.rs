@@ -5,8 +5,6 @@
 mod support;
 
 use std::error::Error as _;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest_timeout::{
@@ -14,8 +12,9 @@ use reqwest_timeout::{
     TimeoutMiddlewareBuilder,
 };
 use support::{
-    client_builder, diagnosed_body, timeouts, with_timeouts, CloseMidBody, Drip, Framing, Healthy,
-    PartialBody, ResetMidBody, SlowSteady, FULL_BODY_LEN, HEALTHY_BODY, PARTIAL_BODY_LEN,
+    client_builder, diagnosed_body, timeouts, with_timeouts, CapturedLogs, CloseMidBody, Drip,
+    Framing, Healthy, PartialBody, ResetMidBody, SlowSteady, FULL_BODY_LEN, HEALTHY_BODY,
+    PARTIAL_BODY_LEN,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -426,33 +425,11 @@ async fn guarded_response_keeps_url_and_address() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), HEALTHY_BODY);
 }
 
-/// Collects everything written to the test's tracing subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn body_failure_log_hides_secrets() {
     const CANARY: &str = "c4nary-s3cret";
     let server = PartialBody::start().await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLogs::install();
     let url = format!(
         "http://alice:{CANARY}@{}/v1/items?token={CANARY}",
         server.addr()
@@ -471,7 +448,7 @@ async fn body_failure_log_hides_secrets() {
         text.push_str(&format!(" {cause} {cause:?}"));
         source = cause.source();
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(!text.contains(CANARY), "{text}");
     assert!(!logs.contains(CANARY), "{logs}");
     assert!(

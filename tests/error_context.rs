@@ -5,15 +5,13 @@
 mod support;
 
 use std::error::Error as _;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest_middleware::ClientWithMiddleware;
 use support::{
-    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, PlainOnTls,
-    StallHead, StaticResolver, TruncatedHead,
+    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, CapturedLogs,
+    PlainOnTls, StallHead, StaticResolver, TruncatedHead,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -33,21 +31,6 @@ fn client(connect_timeout: bool) -> ClientWithMiddleware {
     with_timeouts(builder, timeouts(300 * MS, 1_000 * MS, 1))
 }
 
-/// Collects everything written to the test's tracing subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Sends `url` and checks the error's context and that the canary appears in
 /// none of its text, nor in the logs of the call.
 async fn assert_context_without_secret(
@@ -55,14 +38,7 @@ async fn assert_context_without_secret(
     url: String,
     addr: SocketAddr,
 ) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLogs::install();
 
     let err = client.get(&url).send().await.unwrap_err();
 
@@ -76,7 +52,7 @@ async fn assert_context_without_secret(
         chain.push(format!("{cause} / {cause:?}"));
         source = cause.source();
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
 
     assert!(!message.contains(CANARY), "message: {message}");
     assert!(!debug.contains(CANARY), "debug: {debug}");
@@ -195,18 +171,11 @@ async fn dns_error_has_context_and_no_secret() {
 #[tokio::test]
 async fn debug_log_names_host_and_retry_fields() {
     let addr = closed_port();
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLogs::install();
 
     let _ = client(false).get(format!("http://{addr}/")).send().await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("retrying after a failed attempt"), "{logs}");
     assert!(logs.contains("http.request.resend_count=1"), "{logs}");
     assert!(logs.contains("reason=\"connect-refused\""), "{logs}");

@@ -704,15 +704,33 @@ async fn stacked_layers_do_not_multiply_retries() {
 }
 
 /// A middleware that, before passing its call on, makes a separate call of
-/// its own through `side`, as a middleware that fetches a token does, and
-/// keeps that call's status, or the limit that ended it.
+/// its own through `side`, as a middleware that fetches a token does. It
+/// keeps each side call's status, or the limit that ended it.
 struct SideCall {
     side: ClientWithMiddleware,
-    outcome: SideOutcome,
+    /// Whether every side call sends the same `Extensions`, kept between
+    /// calls, instead of new ones.
+    reuse_extensions: bool,
+    stored: Mutex<Option<Extensions>>,
+    outcomes: SideOutcomes,
 }
 
-/// The status of a side call, or the limit that ended it.
-type SideOutcome = Arc<Mutex<Option<Result<u16, Option<Limit>>>>>;
+/// The status of each side call, or the limit that ended it.
+type SideOutcomes = Arc<Mutex<Vec<Result<u16, Option<Limit>>>>>;
+
+impl SideCall {
+    /// Returns the middleware and the outcomes that it records.
+    fn new(side: ClientWithMiddleware, reuse_extensions: bool) -> (Self, SideOutcomes) {
+        let outcomes = SideOutcomes::default();
+        let middleware = SideCall {
+            side,
+            reuse_extensions,
+            stored: Mutex::new(None),
+            outcomes: Arc::clone(&outcomes),
+        };
+        (middleware, outcomes)
+    }
+}
 
 #[async_trait]
 impl Middleware for SideCall {
@@ -722,11 +740,24 @@ impl Middleware for SideCall {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let outcome = match self.side.get(URL).send().await {
+        let mut side_extensions = if self.reuse_extensions {
+            self.stored.lock().unwrap().take().unwrap_or_default()
+        } else {
+            Extensions::new()
+        };
+        let side_request = self.side.get(URL).build().unwrap();
+        let sent = self
+            .side
+            .execute_with_extensions(side_request, &mut side_extensions)
+            .await;
+        if self.reuse_extensions {
+            *self.stored.lock().unwrap() = Some(side_extensions);
+        }
+        let outcome = match sent {
             Ok(response) => Ok(response.status().as_u16()),
             Err(err) => Err(Error::find(&err).expect("a diagnosed error").limit()),
         };
-        *self.outcome.lock().unwrap() = Some(outcome);
+        self.outcomes.lock().unwrap().push(outcome);
         next.run(request, extensions).await
     }
 }
@@ -738,14 +769,11 @@ async fn separate_call_inside_the_chain_keeps_its_limits() {
         fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
         &hanging,
     );
-    let outcome = Arc::new(Mutex::new(None));
+    let (side_call, outcomes) = SideCall::new(side, false);
     let script = Script::new(vec![Reply::Status(200)]);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(fixed_schedule().max_retries(0).build().unwrap())
-        .with(SideCall {
-            side,
-            outcome: Arc::clone(&outcome),
-        })
+        .with(side_call)
         .with(script.clone())
         .build();
     let start = Instant::now();
@@ -753,13 +781,9 @@ async fn separate_call_inside_the_chain_keeps_its_limits() {
     let response = client.get(URL).send().await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    let side_limit = outcome
-        .lock()
-        .unwrap()
-        .take()
-        .expect("the side call ran")
-        .expect_err("the side call hangs");
-    assert_eq!(side_limit, Some(Limit::AttemptTimeout(100 * MS)));
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.len(), 1, "the side call ran once");
+    assert_eq!(outcomes[0], Err(Some(Limit::AttemptTimeout(100 * MS))));
     assert_eq!(start.elapsed(), 100 * MS);
 }
 
@@ -797,38 +821,6 @@ async fn stacked_layers_with_copied_extensions_between() {
     assert_eq!(attempts(&response).count(), 2);
 }
 
-/// A middleware that makes a side call through `side` with one
-/// `Extensions` that it keeps for all its side calls, then passes its own
-/// call on. It records the limit that ended each side call.
-struct SideCallWithStoredExtensions {
-    side: ClientWithMiddleware,
-    stored: Mutex<Option<Extensions>>,
-    limits: Arc<Mutex<Vec<Option<Limit>>>>,
-}
-
-#[async_trait]
-impl Middleware for SideCallWithStoredExtensions {
-    async fn handle(
-        &self,
-        request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
-        let mut stored = self.stored.lock().unwrap().take().unwrap_or_default();
-        let side_request = self.side.get(URL).build().unwrap();
-        let outcome = self
-            .side
-            .execute_with_extensions(side_request, &mut stored)
-            .await;
-        *self.stored.lock().unwrap() = Some(stored);
-        let limit = outcome
-            .err()
-            .and_then(|err| Error::find(&err).and_then(Error::limit));
-        self.limits.lock().unwrap().push(limit);
-        next.run(request, extensions).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn side_call_reusing_its_extensions_keeps_limits() {
     let hanging = Script::new(vec![Reply::Hang]);
@@ -836,15 +828,11 @@ async fn side_call_reusing_its_extensions_keeps_limits() {
         fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
         &hanging,
     );
-    let limits = Arc::new(Mutex::new(Vec::new()));
+    let (side_call, outcomes) = SideCall::new(side, true);
     let script = Script::new(vec![Reply::Status(200)]);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(fixed_schedule().max_retries(0).build().unwrap())
-        .with(SideCallWithStoredExtensions {
-            side,
-            stored: Mutex::new(None),
-            limits: Arc::clone(&limits),
-        })
+        .with(side_call)
         .with(script.clone())
         .build();
 
@@ -853,12 +841,12 @@ async fn side_call_reusing_its_extensions_keeps_limits() {
 
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::OK);
-    let limit = Some(Limit::AttemptTimeout(100 * MS));
-    assert_eq!(*limits.lock().unwrap(), vec![limit, limit]);
+    let timed_out = Err(Some(Limit::AttemptTimeout(100 * MS)));
+    assert_eq!(*outcomes.lock().unwrap(), vec![timed_out, timed_out]);
 }
 
 #[tokio::test(start_paused = true)]
-async fn caller_extensions_lose_no_entry_and_keep_no_mark() {
+async fn caller_extensions_come_back_unmarked() {
     let hanging = Script::new(vec![Reply::Hang]);
     let client = client(fixed_schedule().max_retries(0), &hanging);
     let mut extensions = Extensions::new();

@@ -282,7 +282,7 @@ async fn failing_upload_stream_fails_in_send() {
 
     let err = client
         .put(server.url("/upload"))
-        .body(reqwest::Body::wrap(FailAfterFirstChunk { polls: 0 }))
+        .body(reqwest::Body::wrap(FailAfterFirstChunk::disk_error()))
         .send()
         .await
         .unwrap_err();
@@ -298,9 +298,22 @@ async fn failing_upload_stream_fails_in_send() {
     );
 }
 
-/// A request body that yields `first-half|`, then fails, as a file read can.
+/// A request body that yields `first-half|`, then fails with an error of
+/// `kind`, as a file read can.
 struct FailAfterFirstChunk {
     polls: usize,
+    kind: std::io::ErrorKind,
+}
+
+impl FailAfterFirstChunk {
+    /// Returns a body that fails with "disk read failed", of kind `Other`.
+    fn disk_error() -> Self {
+        Self::with_kind(std::io::ErrorKind::Other)
+    }
+
+    fn with_kind(kind: std::io::ErrorKind) -> Self {
+        FailAfterFirstChunk { polls: 0, kind }
+    }
 }
 
 impl http_body::Body for FailAfterFirstChunk {
@@ -314,7 +327,7 @@ impl http_body::Body for FailAfterFirstChunk {
         self.polls += 1;
         Poll::Ready(match self.polls {
             1 => Some(Ok(Frame::data(Bytes::from_static(b"first-half|")))),
-            2 => Some(Err(std::io::Error::other("disk read failed"))),
+            2 => Some(Err(std::io::Error::new(self.kind, "disk read failed"))),
             _ => None,
         })
     }
@@ -336,7 +349,7 @@ async fn send_failing_stream(
 
     let outcome = client
         .put(server.url("/upload"))
-        .body(reqwest::Body::wrap(FailAfterFirstChunk { polls: 0 }))
+        .body(reqwest::Body::wrap(FailAfterFirstChunk::disk_error()))
         .send()
         .await;
 
@@ -377,32 +390,6 @@ async fn buffered_failing_stream_fails_the_upload() {
     assert!(attempt_error.contains("disk read failed"), "{error:#}");
 }
 
-/// A request body that yields one piece, then fails with an error of the
-/// timed-out kind, as a read from a slow network share can.
-struct TimesOutAfterFirstChunk {
-    polls: usize,
-}
-
-impl http_body::Body for TimesOutAfterFirstChunk {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.polls += 1;
-        Poll::Ready(match self.polls {
-            1 => Some(Ok(Frame::data(Bytes::from_static(b"hello")))),
-            2 => Some(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "network share timed out",
-            ))),
-            _ => None,
-        })
-    }
-}
-
 #[tokio::test]
 async fn timed_out_upload_stream_fails_in_send() {
     let server = StallHead::start().await;
@@ -410,7 +397,9 @@ async fn timed_out_upload_stream_fails_in_send() {
 
     let err = client
         .put(server.url("/upload"))
-        .body(reqwest::Body::wrap(TimesOutAfterFirstChunk { polls: 0 }))
+        .body(reqwest::Body::wrap(FailAfterFirstChunk::with_kind(
+            std::io::ErrorKind::TimedOut,
+        )))
         .send()
         .await
         .unwrap_err();
