@@ -323,7 +323,7 @@ impl TimeoutMiddlewareBuilder {
         // under 3 ms would give.
         let derived_connect_timeout = (self.attempt_timeout / 3)
             .min(MAX_DERIVED_CONNECT_TIMEOUT)
-            .max(Duration::from_millis(1));
+            .max(TIMER_RESOLUTION);
 
         let config = Config {
             attempt_timeout: self.attempt_timeout,
@@ -344,6 +344,10 @@ impl TimeoutMiddlewareBuilder {
     }
 }
 
+/// The resolution of tokio's timer, which counts whole milliseconds: no
+/// shorter timeout can be kept.
+pub(crate) const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
 /// Rejects a timeout below 1 ms. tokio's timer counts whole milliseconds, so
 /// a shorter timeout cannot be kept, and a connect timeout derived as a third
 /// of such an attempt timeout could be zero.
@@ -351,7 +355,7 @@ pub(crate) fn reject_below_timer_resolution(
     setting: &'static str,
     value: Duration,
 ) -> Result<(), ConfigError> {
-    if value < Duration::from_millis(1) {
+    if value < TIMER_RESOLUTION {
         return Err(ConfigError::new(
             setting,
             format!(

@@ -233,8 +233,10 @@ impl Middleware for TimeoutMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        let nested = extensions.get::<HandledByOuterLayer>().is_some()
-            && CALL_IN_PROGRESS.try_with(|()| ()).is_ok();
+        // The task-local check comes first: it is cheaper than the lookup
+        // and fails for every call that no other instance is polling.
+        let nested = CALL_IN_PROGRESS.try_with(|()| ()).is_ok()
+            && extensions.get::<HandledByOuterLayer>().is_some();
         if nested {
             // The outer instance sets the timeouts and makes the retries;
             // doing both here too would multiply the attempts.

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use crate::builder::TIMER_RESOLUTION;
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
 
@@ -90,7 +91,7 @@ impl RequestOverrides {
                     ),
                 ));
             }
-            if value < Duration::from_millis(1) {
+            if value < TIMER_RESOLUTION {
                 return Err(ConfigError::new(
                     setting,
                     format!(
@@ -116,7 +117,7 @@ pub(crate) fn validate_request_timeout(timeout: Option<&Duration>) -> Result<(),
     let Some(&timeout) = timeout else {
         return Ok(());
     };
-    if timeout < Duration::from_millis(1) {
+    if timeout < TIMER_RESOLUTION {
         return Err(ConfigError::new(
             "timeout",
             format!(

@@ -30,7 +30,7 @@ impl Target {
             text: join([scheme, host, url.path()]),
             scheme_len: scheme.len(),
             host_len: host.len(),
-            // The URL parser already told an IP address from a domain name.
+            // The URL parser already distinguishes an IP address from a domain name.
             ip_literal: url.has_host() && url.domain().is_none(),
             port: url.port_or_known_default(),
         }

@@ -244,14 +244,14 @@ impl GuardedBody {
     /// Sets the diagnosis of a limit that fired at `now`, at a poll that found
     /// data when `data_ready` is set.
     ///
-    /// It is `TimeoutTooShort` when no read of the caller's was waiting for
-    /// data. It is also `TimeoutTooShort` when data came as the limit fired
-    /// or still flowed steadily, because then the limit was too short for the
-    /// transfer at the pace it was read. It is `BodyStalled` when the body went silent while
+    /// It is `TimeoutTooShort` when no read of the caller's was waiting for data.
+    /// It is also `TimeoutTooShort` when data came as the limit fired or still
+    /// flowed steadily, because then the limit was too short for the transfer at
+    /// the pace it was read. It is `BodyStalled` when the body went silent while
     /// the caller waited. A poll that finds data long after the guard's timer
     /// fired is ambiguous: the caller may have dropped its read, as
-    /// `tokio::time::timeout` and `select!` do, or a busy runtime may have
-    /// woken it late. The evidence then says both, and the diagnosis follows
+    /// `tokio::time::timeout` and `select!` do, or a busy runtime may have woken
+    /// it late. The evidence then names both causes, and the diagnosis follows
     /// the body's progress before the limit.
     fn diagnose_timeout(&self, failure: &mut Failure, now: Instant, data_ready: bool) {
         // In buffered mode the middleware itself reads, so the caller is
