@@ -15,6 +15,7 @@ pub mod amplification;
 pub mod args;
 pub mod clients;
 pub mod deadline;
+pub mod floor;
 pub mod memory;
 pub mod overhead;
 pub mod servers;

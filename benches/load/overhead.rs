@@ -13,6 +13,12 @@
 //! costs; this crate arms one per attempt. The third shows what a second
 //! timer adds. The last converts CPU time into the ratio: it shows what one
 //! microsecond of work per call costs on this path.
+//!
+//! Three more rows take the steps that no middleware with this crate's
+//! guarantees can skip, alone and together (see [`super::floor`]): a copy of
+//! the request for the next attempt, a wrapper around the response body, and
+//! both with one timer. The last of them is the floor under this crate's
+//! ratio.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -21,6 +27,7 @@ use bytes::Bytes;
 use reqwest_middleware::ClientWithMiddleware;
 
 use super::clients::{bare, reqwest_client, with_default_retry_crate, with_default_timeouts};
+use super::floor::{Floor, Steps};
 use super::servers::{Behavior, Log, LoopbackServer};
 use super::stats::{median, percentile, us, Summary};
 use super::system::{load_average, Machine};
@@ -158,6 +165,18 @@ impl reqwest_middleware::Middleware for BusyWork {
     }
 }
 
+/// Returns the bare chain behind a [`Floor`] that takes `steps`.
+fn floor(client: &reqwest::Client, steps: Steps) -> Subject {
+    Subject::Chain(
+        reqwest_middleware::ClientBuilder::new(client.clone())
+            .with(Floor {
+                steps,
+                timer: TIMER,
+            })
+            .build(),
+    )
+}
+
 /// Reads the whole body of a sent request. Returns its length.
 async fn read<E: fmt::Display>(sent: Result<reqwest::Response, E>) -> Result<usize, String> {
     let response = sent.map_err(|error| error.to_string())?;
@@ -218,6 +237,9 @@ async fn measure(url: &str, options: &Options) -> (Vec<ClientResult>, usize) {
                     .build(),
             ),
         ),
+        ("bare + request copy", floor(&client, Steps::Copy)),
+        ("bare + body wrapper", floor(&client, Steps::Wrap)),
+        ("bare + copy + timer + wrapper", floor(&client, Steps::All)),
     ];
     subjects.retain(|(name, _subject)| {
         *name == BARE || options.only.is_empty() || options.only.iter().any(|only| only == name)
