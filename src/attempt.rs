@@ -1,11 +1,12 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 
 use crate::diagnosis::Diagnosis;
-use crate::format::DisplayDuration;
+use crate::error::SharedError;
+use crate::format::{error_chain_text, DisplayDuration};
 use crate::phase::Phase;
 
 /// The outcome of one attempt.
@@ -52,8 +53,43 @@ pub struct AttemptRecord {
     pub(crate) outcome: AttemptOutcome,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) wait_after: Option<Duration>,
-    pub(crate) error: Option<String>,
+    pub(crate) error: Option<ErrorText>,
 }
+
+/// The error of a failed attempt, with its text made when first read, so
+/// that a failure no one reads costs no formatting.
+#[derive(Clone)]
+pub(crate) struct ErrorText {
+    error: SharedError,
+    text: OnceLock<String>,
+}
+
+impl ErrorText {
+    pub(crate) fn new(error: SharedError) -> Self {
+        ErrorText {
+            error,
+            text: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.text.get_or_init(|| error_chain_text(&*self.error))
+    }
+}
+
+impl fmt::Debug for ErrorText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for ErrorText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ErrorText {}
 
 impl AttemptRecord {
     /// Returns the attempt's number, starting at 1.
@@ -98,7 +134,7 @@ impl AttemptRecord {
     /// Returns the error the attempt failed with and its causes, as one
     /// line without the URL, or `None` when it received a response.
     pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+        self.error.as_ref().map(ErrorText::as_str)
     }
 }
 
@@ -230,5 +266,42 @@ impl Attempts {
             StopReason::RetryAfterTooLong(wait) => Some(wait),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// An error that counts how often its message is formatted.
+    #[derive(Debug, Default)]
+    struct CountedError {
+        formatted: AtomicU32,
+    }
+
+    impl fmt::Display for CountedError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.formatted.fetch_add(1, Ordering::Relaxed);
+            f.write_str("connection reset")
+        }
+    }
+
+    impl std::error::Error for CountedError {}
+
+    #[test]
+    fn error_text_is_made_once_when_read() {
+        let error = Arc::new(CountedError::default());
+        let text = ErrorText::new(Arc::clone(&error) as SharedError);
+
+        let unread = error.formatted.load(Ordering::Relaxed);
+        let first = text.as_str().to_owned();
+        let second = text.clone();
+
+        assert_eq!(unread, 0);
+        assert_eq!(first, "connection reset");
+        assert_eq!(second.as_str(), "connection reset");
+        assert_eq!(error.formatted.load(Ordering::Relaxed), 1);
     }
 }

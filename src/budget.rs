@@ -1,11 +1,11 @@
 //! The retry budget: retries may add only a share of the load on a host.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config_error::ConfigError;
-use crate::host_table::HostTable;
 
 const DEFAULT_RATIO: f64 = 0.2;
 const DEFAULT_MIN_PER_SECOND: u32 = 10;
@@ -94,14 +94,19 @@ impl RetryBudget {
     }
 }
 
-/// The budgets of all hosts of one middleware.
+/// The retry budget of one middleware, applied to the bucket of each host
+/// and port.
 #[derive(Debug)]
 pub(crate) struct Budgets {
     config: RetryBudget,
-    hosts: HostTable<Bucket>,
 }
 
-/// The retries a host may still make.
+/// The retries that one host and port may still make.
+#[derive(Debug, Default)]
+pub(crate) struct HostBudget {
+    bucket: Mutex<Bucket>,
+}
+
 #[derive(Debug, Default)]
 struct Bucket {
     /// Retries earned by calls, at `ratio` per call.
@@ -116,44 +121,45 @@ struct Bucket {
 
 impl Budgets {
     pub(crate) fn new(config: RetryBudget) -> Self {
-        Budgets {
-            config,
-            hosts: HostTable::default(),
-        }
+        Budgets { config }
     }
 
-    /// Adds a call's share of a retry to the budget of `host` and `port`.
-    pub(crate) fn deposit(&self, host: &str, port: Option<u16>, now: Instant) {
+    /// Adds a call's share of a retry to the budget of its host.
+    pub(crate) fn deposit(&self, host: &HostBudget, now: Instant) {
         if !self.config.enabled {
             return;
         }
         let config = self.config;
-        self.hosts.update(host, port, |bucket| {
-            bucket.accrue_floor(&config, now);
-            bucket.earned = (bucket.earned + config.ratio).min(config.capacity());
-            bucket.floor = (bucket.floor - config.ratio).max(0.0);
-        });
+        let mut bucket = host.lock();
+        bucket.accrue_floor(&config, now);
+        bucket.earned = (bucket.earned + config.ratio).min(config.capacity());
+        bucket.floor = (bucket.floor - config.ratio).max(0.0);
     }
 
-    /// Spends one retry from the budget of `host` and `port`; returns
-    /// `false`, spending nothing, when less than one is left.
-    pub(crate) fn try_withdraw(&self, host: &str, port: Option<u16>, now: Instant) -> bool {
+    /// Spends one retry from the budget of a host; returns `false`, spending
+    /// nothing, when less than one is left.
+    pub(crate) fn try_withdraw(&self, host: &HostBudget, now: Instant) -> bool {
         if !self.config.enabled {
             return true;
         }
         let config = self.config;
-        self.hosts
-            .update(host, port, |bucket| {
-                bucket.accrue_floor(&config, now);
-                if bucket.earned + bucket.floor < 1.0 {
-                    return false;
-                }
-                let from_earned = bucket.earned.min(1.0);
-                bucket.earned -= from_earned;
-                bucket.floor -= 1.0 - from_earned;
-                true
-            })
-            .unwrap_or(true)
+        let mut bucket = host.lock();
+        bucket.accrue_floor(&config, now);
+        if bucket.earned + bucket.floor < 1.0 {
+            return false;
+        }
+        let from_earned = bucket.earned.min(1.0);
+        bucket.earned -= from_earned;
+        bucket.floor -= 1.0 - from_earned;
+        true
+    }
+}
+
+impl HostBudget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        // A bucket is two numbers and a time, valid whatever panicked while
+        // holding the lock.
+        self.bucket.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -181,11 +187,9 @@ fn seconds(duration: Duration) -> f64 {
 mod tests {
     use super::*;
 
-    const HOST: &str = "api.test";
-
-    fn spend_all(budgets: &Budgets, now: Instant) -> u32 {
+    fn spend_all(budgets: &Budgets, host: &HostBudget, now: Instant) -> u32 {
         let mut spent = 0;
-        while budgets.try_withdraw(HOST, None, now) {
+        while budgets.try_withdraw(host, now) {
             spent += 1;
             assert!(spent < 10_000, "the budget never ran out");
         }
@@ -194,24 +198,26 @@ mod tests {
 
     #[test]
     fn new_host_starts_with_one_second_of_floor() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.2, 10));
         let now = Instant::now();
-        budgets.deposit(HOST, None, now);
+        budgets.deposit(&host, now);
 
-        assert_eq!(spend_all(&budgets, now), 10);
+        assert_eq!(spend_all(&budgets, &host, now), 10);
     }
 
     #[test]
     fn calls_add_their_share() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.2, 0));
         let now = Instant::now();
 
         for _ in 0..100 {
-            budgets.deposit(HOST, None, now);
+            budgets.deposit(&host, now);
         }
 
         assert_eq!(
-            spend_all(&budgets, now),
+            spend_all(&budgets, &host, now),
             10,
             "100 calls at 0.2, capped at 10"
         );
@@ -219,14 +225,15 @@ mod tests {
 
     #[test]
     fn share_limits_retries_under_load() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.2, 0));
         let now = Instant::now();
         let mut retries = 0;
 
         for _ in 0..1_000 {
-            budgets.deposit(HOST, None, now);
+            budgets.deposit(&host, now);
             for _ in 0..3 {
-                if budgets.try_withdraw(HOST, None, now) {
+                if budgets.try_withdraw(&host, now) {
                     retries += 1;
                 }
             }
@@ -238,29 +245,32 @@ mod tests {
 
     #[test]
     fn floor_refills_over_time() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.0, 10));
         let start = Instant::now();
-        budgets.deposit(HOST, None, start);
-        spend_all(&budgets, start);
+        budgets.deposit(&host, start);
+        spend_all(&budgets, &host, start);
 
         let later = start + Duration::from_millis(500);
 
-        assert_eq!(spend_all(&budgets, later), 5);
+        assert_eq!(spend_all(&budgets, &host, later), 5);
     }
 
     #[test]
     fn floor_holds_one_second() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.0, 10));
         let start = Instant::now();
-        budgets.deposit(HOST, None, start);
+        budgets.deposit(&host, start);
 
         let much_later = start + Duration::from_secs(3_600);
 
-        assert_eq!(spend_all(&budgets, much_later), 10);
+        assert_eq!(spend_all(&budgets, &host, much_later), 10);
     }
 
     #[test]
     fn floor_is_minimum_not_addition() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.2, 10));
         let start = Instant::now();
         let mut retries = 0;
@@ -268,9 +278,9 @@ mod tests {
         // 1000 calls a second for 10 seconds, each wanting 3 retries.
         for millisecond in 0..10_000u64 {
             let now = start + Duration::from_millis(millisecond);
-            budgets.deposit(HOST, None, now);
+            budgets.deposit(&host, now);
             for _ in 0..3 {
-                if budgets.try_withdraw(HOST, None, now) {
+                if budgets.try_withdraw(&host, now) {
                     retries += 1;
                 }
             }
@@ -283,6 +293,7 @@ mod tests {
 
     #[test]
     fn floor_allows_retries_of_rare_calls() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::new(0.2, 10));
         let start = Instant::now();
         let mut retries = 0;
@@ -290,9 +301,9 @@ mod tests {
         // One call a second for 10 seconds, each wanting 3 retries.
         for second in 0..10u64 {
             let now = start + Duration::from_secs(second);
-            budgets.deposit(HOST, None, now);
+            budgets.deposit(&host, now);
             for _ in 0..3 {
-                if budgets.try_withdraw(HOST, None, now) {
+                if budgets.try_withdraw(&host, now) {
                     retries += 1;
                 }
             }
@@ -302,22 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn hosts_have_separate_budgets() {
-        let budgets = Budgets::new(RetryBudget::new(0.0, 1));
-        let now = Instant::now();
-        budgets.deposit(HOST, None, now);
-        budgets.deposit("other.test", None, now);
-        spend_all(&budgets, now);
-
-        assert!(budgets.try_withdraw("other.test", None, now));
-    }
-
-    #[test]
     fn unlimited_budget_always_allows() {
+        let host = HostBudget::default();
         let budgets = Budgets::new(RetryBudget::unlimited());
         let now = Instant::now();
 
-        assert!((0..1_000).all(|_| budgets.try_withdraw(HOST, None, now)));
+        assert!((0..1_000).all(|_| budgets.try_withdraw(&host, now)));
     }
 
     #[test]

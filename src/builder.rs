@@ -7,7 +7,7 @@ use crate::body::BodySettings;
 use crate::budget::{Budgets, RetryBudget};
 use crate::config_error::ConfigError;
 use crate::format::DisplayDuration;
-use crate::latency::RecentLatency;
+use crate::host_table::HostTable;
 use crate::middleware::{Config, TimeoutMiddleware};
 
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -335,7 +335,7 @@ impl TimeoutMiddlewareBuilder {
             connect_timeout: self.connect_timeout.unwrap_or(derived_connect_timeout),
             connect_timeout_known: AtomicBool::new(self.connect_timeout.is_some()),
             active_probe: self.active_probe,
-            recent_latency: RecentLatency::default(),
+            hosts: HostTable::default(),
             budgets: Budgets::new(self.retry_budget),
             buffer_request_streams: self.buffer_request_streams,
             body: self.body,

@@ -14,14 +14,14 @@ use reqwest_middleware::Next;
 use tokio::time::error::Elapsed;
 use tokio::time::{Instant, Timeout};
 
-use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, StopReason};
+use crate::attempt::{AttemptOutcome, AttemptRecord, Attempts, ErrorText, StopReason};
 use crate::backoff::Schedule;
 use crate::body::{self, HeaderTimedOut, UploadProgress};
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
-use crate::format::error_chain_text;
+use crate::host_state::HostState;
 use crate::limit::Limit;
 use crate::middleware::{Config, MarkedExtensions};
 use crate::phase::Phase;
@@ -44,6 +44,8 @@ pub(crate) struct Call<'c> {
     pub(crate) method: Method,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) target: Target,
+    /// The state of the target's host and port, shared with other calls.
+    pub(crate) host: Arc<HostState>,
     pub(crate) history: Vec<AttemptRecord>,
     /// The waits between attempts, made at the first backoff.
     pub(crate) schedule: Option<Box<Schedule>>,
@@ -205,9 +207,7 @@ impl<'c> Call<'c> {
         };
         let result = match outcome {
             Ok(Ok(Ok(response))) => {
-                self.config
-                    .recent_latency
-                    .record(self.target.host(), self.target.port(), duration);
+                self.host.latency.record(duration);
                 record.outcome = AttemptOutcome::Response(response.status());
                 record.retry_after = self.retry_after(&response);
                 // Without buffering, the guard goes around the body in
@@ -298,11 +298,7 @@ impl<'c> Call<'c> {
             diagnosis: classified.failure.diagnosis,
             timed_out: classified.failure.timed_out,
         };
-        record.error = classified
-            .failure
-            .source
-            .as_deref()
-            .map(|source| error_chain_text(source));
+        record.error = classified.failure.source.clone().map(ErrorText::new);
         match self.decide_after_error(&classified, attempt.resendable) {
             Decision::Retry { wait } => {
                 tracing::debug!(
@@ -375,10 +371,7 @@ impl<'c> Call<'c> {
     /// Adds what the attempts show together, and what the active probe
     /// finds, to the failure that ends the call.
     async fn explain(&self, failure: &mut Failure) {
-        let recent = self
-            .config
-            .recent_latency
-            .slowest(self.target.host(), self.target.port());
+        let recent = self.host.latency.slowest();
         let finding = pattern::assess(&self.history, recent);
         if let Some(diagnosis) = finding.diagnosis {
             failure.diagnosis = diagnosis;
@@ -562,10 +555,7 @@ impl<'c> Call<'c> {
     /// Spends one retry from the host's budget; returns `false` when it is
     /// empty.
     fn spend_budget(&self, now: Instant) -> bool {
-        let allowed = self
-            .config
-            .budgets
-            .try_withdraw(self.target.host(), self.target.port(), now);
+        let allowed = self.config.budgets.try_withdraw(&self.host.budget, now);
         if !allowed {
             tracing::debug!("retry budget spent; not retrying");
         }

@@ -20,6 +20,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::deadline::AttemptLimit;
@@ -73,7 +74,7 @@ pub(crate) fn classify_timeout(context: &AttemptContext<'_>) -> Classified {
         Some(limit.fires_as),
         context,
     );
-    classified.failure.source = Some(Box::new(AttemptTimedOut(limit.budget)));
+    classified.failure.source = Some(Arc::new(AttemptTimedOut(limit.budget)));
     classified
 }
 
@@ -122,7 +123,7 @@ pub(crate) fn classify_error(
     };
     let facts = ChainFacts::collect(&error);
     let mut classified = classify_reqwest(&error, &facts, context);
-    classified.failure.source = Some(Box::new(error));
+    classified.failure.source = Some(Arc::new(error));
     classified
 }
 
@@ -141,7 +142,7 @@ fn classify_middleware_error(
         None => failure(Phase::Send, Diagnosis::Other, false, None).not_retryable(),
     };
     let text = without_urls(&error_chain_text(&error));
-    classified.failure.source = Some(Box::new(MiddlewareError(text)));
+    classified.failure.source = Some(Arc::new(MiddlewareError(text)));
     classified
 }
 

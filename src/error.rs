@@ -1,6 +1,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
@@ -16,6 +17,10 @@ use crate::report::Report;
 use crate::target::Target;
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An attempt's error, kept by the failure and by the attempt's record,
+/// which makes its text only when it is read.
+pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// A failed call, with the phase it failed in, the limit that fired, every
 /// attempt made and the most likely cause.
@@ -49,7 +54,7 @@ struct Inner {
     note: Option<AmbiguityNote>,
     evidence: Vec<String>,
     probe: Option<ProbeReport>,
-    source: Option<BoxError>,
+    source: Option<SharedError>,
     progress: Option<BodyProgress>,
 }
 
@@ -89,7 +94,7 @@ pub(crate) struct Failure {
     /// Facts that support the diagnosis, each one lowercase clause.
     pub(crate) evidence: Vec<String>,
     pub(crate) probe: Option<ProbeReport>,
-    pub(crate) source: Option<BoxError>,
+    pub(crate) source: Option<SharedError>,
     /// How far the request body (in `Phase::Send`) or the response body (in
     /// `Phase::Body`) got.
     pub(crate) progress: Option<BodyProgress>,

@@ -1,19 +1,17 @@
-//! Recent response times per host and port, shared by the clones of a
-//! middleware, so that a timeout can be compared with how long the same
-//! server usually takes.
+//! Recent response times of one host and port, so that a timeout can be
+//! compared with how long the same server usually takes.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-use crate::host_table::HostTable;
 
 /// How many response times are kept per host and port.
 const SAMPLES: usize = 8;
 
 /// The last few times from the start of an attempt to its response headers,
-/// per host and port.
+/// for one host and port.
 #[derive(Debug, Default)]
 pub(crate) struct RecentLatency {
-    hosts: HostTable<Samples>,
+    samples: Mutex<Samples>,
 }
 
 #[derive(Debug, Default)]
@@ -24,24 +22,21 @@ struct Samples {
 }
 
 impl RecentLatency {
-    /// Records how long an attempt to `host` and `port` took to get its
-    /// response headers.
-    pub(crate) fn record(&self, host: &str, port: Option<u16>, latency: Duration) {
-        self.hosts.update(host, port, |samples| {
-            samples.values[samples.next] = latency;
-            samples.next = (samples.next + 1) % SAMPLES;
-            samples.len = (samples.len + 1).min(SAMPLES);
-        });
+    /// Records how long an attempt took to get its response headers.
+    pub(crate) fn record(&self, latency: Duration) {
+        // Samples stay valid whatever panicked while holding the lock.
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = samples.next;
+        samples.values[next] = latency;
+        samples.next = (next + 1) % SAMPLES;
+        samples.len = (samples.len + 1).min(SAMPLES);
     }
 
-    /// Returns the slowest of the recent response times from `host` and
-    /// `port`, if any was recorded.
-    pub(crate) fn slowest(&self, host: &str, port: Option<u16>) -> Option<Duration> {
-        self.hosts
-            .read(host, port, |samples| {
-                samples.values[..samples.len].iter().max().copied()
-            })
-            .flatten()
+    /// Returns the slowest of the recent response times, if any was
+    /// recorded.
+    pub(crate) fn slowest(&self) -> Option<Duration> {
+        let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.values[..samples.len].iter().max().copied()
     }
 }
 
@@ -55,23 +50,29 @@ mod tests {
     fn slowest_of_recent_samples_is_returned() {
         let recent = RecentLatency::default();
 
-        recent.record("a.test", Some(80), 10 * MS);
-        recent.record("a.test", Some(80), 30 * MS);
-        recent.record("a.test", Some(443), 90 * MS);
+        recent.record(10 * MS);
+        recent.record(30 * MS);
+        recent.record(20 * MS);
 
-        assert_eq!(recent.slowest("a.test", Some(80)), Some(30 * MS));
-        assert_eq!(recent.slowest("b.test", Some(80)), None);
+        assert_eq!(recent.slowest(), Some(30 * MS));
+    }
+
+    #[test]
+    fn no_samples_give_no_latency() {
+        let recent = RecentLatency::default();
+
+        assert_eq!(recent.slowest(), None);
     }
 
     #[test]
     fn old_samples_are_forgotten() {
         let recent = RecentLatency::default();
-        recent.record("a.test", None, 500 * MS);
+        recent.record(500 * MS);
 
         for _ in 0..SAMPLES {
-            recent.record("a.test", None, 5 * MS);
+            recent.record(5 * MS);
         }
 
-        assert_eq!(recent.slowest("a.test", None), Some(5 * MS));
+        assert_eq!(recent.slowest(), Some(5 * MS));
     }
 }

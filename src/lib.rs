@@ -60,6 +60,7 @@ mod deadline;
 mod diagnosis;
 mod error;
 mod format;
+mod host_state;
 mod host_table;
 #[cfg(feature = "reqwest-retry")]
 mod interop;

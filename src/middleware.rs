@@ -16,7 +16,8 @@ use crate::budget::Budgets;
 use crate::builder::TimeoutMiddlewareBuilder;
 use crate::call::Call;
 use crate::deadline::Deadline;
-use crate::latency::RecentLatency;
+use crate::host_state::HostState;
+use crate::host_table::HostTable;
 use crate::overrides::{validate_request_timeout, RequestOverrides};
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
 use crate::target::Target;
@@ -37,8 +38,8 @@ pub(crate) struct Config {
     /// set it explicitly, or called `configure_client`.
     pub(crate) connect_timeout_known: AtomicBool,
     pub(crate) active_probe: bool,
-    /// Response times per host and port, for the diagnosis of timeouts.
-    pub(crate) recent_latency: RecentLatency,
+    /// The retry budget and response times of each host and port.
+    pub(crate) hosts: HostTable<HostState>,
     pub(crate) budgets: Budgets,
     /// Streamed request bodies up to this many bytes are read into memory
     /// so that they can be sent again; 0 turns this off.
@@ -275,9 +276,8 @@ impl Middleware for TimeoutMiddleware {
                 .retry_non_idempotent
                 .unwrap_or(config.retry_non_idempotent);
         let started = Instant::now();
-        config
-            .budgets
-            .deposit(target.host(), target.port(), started);
+        let host = config.hosts.get(target.host(), target.port());
+        config.budgets.deposit(&host.budget, started);
         let buffer_body = config.buffer_request_streams > 0 && request.try_clone().is_none();
         let call = Call {
             config,
@@ -288,6 +288,7 @@ impl Middleware for TimeoutMiddleware {
             method: request.method().clone(),
             request_timeout: request.timeout().copied(),
             target,
+            host,
             history: Vec::new(),
             schedule: None,
         };

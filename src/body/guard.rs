@@ -16,12 +16,12 @@ use tokio::time::{Instant, Sleep};
 
 use super::settings::BodySettings;
 use super::watch::{BodyWatch, Stall};
-use crate::attempt::{AttemptOutcome, AttemptRecord, StopReason};
+use crate::attempt::{AttemptOutcome, AttemptRecord, ErrorText, StopReason};
 use crate::classify::{self, classify_error, classify_timeout, Classified};
 use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
-use crate::format::{error_chain_text, DisplayDuration};
+use crate::format::DisplayDuration;
 use crate::phase::Phase;
 use crate::target::Target;
 
@@ -230,7 +230,7 @@ impl GuardedBody {
                 timed_out: true,
                 limit: Some(stall.limit()),
                 note: None,
-                source: Some(Box::new(stall)),
+                source: Some(Arc::new(stall)),
                 progress: None,
                 retryable: true,
                 evidence: Vec::new(),
@@ -315,10 +315,7 @@ impl GuardedBody {
                 timed_out: failure.timed_out,
             };
             last.duration = now.saturating_duration_since(context.attempt_started);
-            last.error = failure
-                .source
-                .as_deref()
-                .map(|source| error_chain_text(source));
+            last.error = failure.source.clone().map(ErrorText::new);
         }
         let kind = if failure.timed_out {
             io::ErrorKind::TimedOut

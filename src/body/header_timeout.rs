@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ impl HeaderTimedOut {
                 // Started with the attempt, the timeout also covers the
                 // connect, which it cannot tell apart from the wait.
                 note: (!self.after_upload).then_some(AmbiguityNote::ConnectOrHeaders),
-                source: Some(Box::new(self)),
+                source: Some(Arc::new(self)),
                 progress: None,
                 retryable: true,
                 evidence: Vec::new(),
