@@ -8,7 +8,7 @@
 //! | scenario | measures | options (defaults: `--preset full`) |
 //! |---|---|---|
 //! | `overhead` | keep-alive GET latency per client, interleaved | `--rounds 1000 --batch 20 --warmup 500 --body-len 64`, and `--only NAME,NAME` to run only the named clients and the bare chain |
-//! | `throughput` | 256 MiB download, middleware vs bare | `--size-mib 256 --rounds 51 --chunk-kib 64` |
+//! | `throughput` | 256 MiB download, middleware vs bare | `--size-mib 256 --rounds 151 --chunk-kib 64` |
 //! | `timers` | lateness of 300 ms timeouts, 1 000 and 5 000 at once | `--concurrency 1000,5000 --timeout-ms 300 --runs 5 --ramp-ms 0`, and `--only NAME,NAME` to run only the named variants |
 //! | `deadline` | call end and server arrivals vs each total timeout | `--calls 200 --concurrency 50 --min-total-ms 300 --max-total-ms 1300 --seed 1` |
 //! | `amplification` | server requests per call against an always-503 server | `--callers 100 --seconds 5 --retries 3 --initial-backoff-ms 50` |

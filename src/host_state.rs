@@ -1,4 +1,4 @@
-//! What a middleware keeps about each host and port it calls.
+//! The state a middleware keeps for each host and port it calls.
 
 use crate::budget::HostBudget;
 use crate::latency::RecentLatency;

@@ -101,12 +101,12 @@ mod tests {
         for port in 0..MAX_HOSTS as u16 {
             add(&table, "a.test", Some(port), 1);
         }
-        let kept = table.get("a.test", Some(0));
+        let held = table.get("a.test", Some(0));
 
         add(&table, "new.test", None, 1);
 
         assert_eq!(count(&table, "new.test", None), 1);
         assert_eq!(count(&table, "a.test", Some(0)), 0, "forgotten");
-        assert_eq!(kept.load(Ordering::Relaxed), 1, "still held by a call");
+        assert_eq!(held.load(Ordering::Relaxed), 1, "still held by a call");
     }
 }
