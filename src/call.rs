@@ -107,8 +107,8 @@ impl<'c> Call<'c> {
     ///
     /// The future is an `async move` block rather than an `async fn`, which
     /// would keep each argument twice: as captured and as a local. `request`
-    /// stays where it was captured for the whole call, and each attempt sends
-    /// a copy. The work between two `await`s is in plain methods, so that
+    /// stays where it was captured for the whole call, and each attempt but
+    /// the last one allowed sends a copy. The work between two `await`s is in plain methods, so that
     /// its locals take no room in the future.
     pub(crate) fn run<'a>(
         mut self,
@@ -163,13 +163,15 @@ impl<'c> Call<'c> {
         }
     }
 
-    /// Starts an attempt: sets its limit on a copy of `request` and tracks
-    /// the upload of its body. Returns the attempt and the request to send.
+    /// Starts an attempt: sets its limit on a copy of `request`, or on
+    /// `request` itself when no retry may follow, and tracks the upload of
+    /// its body. Returns the attempt and the request to send.
     fn start_attempt(&self, request: &mut Request, started: Instant) -> (Attempt, Request) {
         let limit =
             self.deadline
                 .attempt_limit(started, self.attempt_timeout, self.request_timeout);
-        let (mut sent, resendable) = take_attempt(request);
+        let last = self.retries_so_far() >= self.max_retries;
+        let (mut sent, resendable) = take_attempt(request, last);
         if sent.timeout().is_some() {
             // The request's own timeout is part of the limit, and lowering
             // it keeps reqwest from firing after the attempt ends. The check
@@ -567,18 +569,23 @@ impl<'c> Call<'c> {
 /// response header timeout.
 type ExchangeResult = Result<reqwest_middleware::Result<Response>, HeaderTimedOut>;
 
-/// Returns the request for one attempt, and whether `request` can be sent
+/// Returns the request for one attempt, and whether `request` could be sent
 /// again after it.
 ///
-/// The attempt gets a copy, and `request` stays for the next one. A streamed
-/// body cannot be copied, so such a request is sent itself, once, and a
-/// stand-in without a body takes its place.
-fn take_attempt(request: &mut Request) -> (Request, bool) {
-    if let Some(copy) = request.try_clone() {
-        return (copy, true);
+/// The attempt gets a copy, and `request` stays for the next one. The
+/// `last` attempt that the retry limit allows sends `request` itself,
+/// because a copy costs several allocations and would never be sent. A
+/// streamed body cannot be copied, so such a request is sent itself, once.
+/// A stand-in without a body takes the place of a request sent itself.
+fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
+    if !last {
+        if let Some(copy) = request.try_clone() {
+            return (copy, true);
+        }
     }
+    let copyable = request.body().is_none_or(|body| body.as_bytes().is_some());
     let stand_in = Request::new(request.method().clone(), request.url().clone());
-    (mem::replace(request, stand_in), false)
+    (mem::replace(request, stand_in), copyable)
 }
 
 /// Minimum time left before the deadline for the probe to run.
@@ -612,7 +619,7 @@ mod tests {
     fn bytes_body_is_copied() {
         let mut request = request_with_body(reqwest::Body::from("payload"));
 
-        let (sent, resendable) = take_attempt(&mut request);
+        let (sent, resendable) = take_attempt(&mut request, false);
 
         assert!(resendable);
         assert_eq!(
@@ -630,11 +637,37 @@ mod tests {
         let stream = http_body_util::Full::new(bytes::Bytes::from_static(b"chunk"));
         let mut request = request_with_body(reqwest::Body::wrap(stream));
 
-        let (sent, resendable) = take_attempt(&mut request);
+        let (sent, resendable) = take_attempt(&mut request, false);
 
         assert!(!resendable);
         assert!(sent.body().is_some());
         assert!(request.body().is_none());
         assert_eq!(request.url(), sent.url());
+    }
+
+    #[test]
+    fn last_attempt_sends_the_request_itself() {
+        let mut request = request_with_body(reqwest::Body::from("payload"));
+
+        let (sent, resendable) = take_attempt(&mut request, true);
+
+        assert!(resendable, "a bytes body could have been copied");
+        assert_eq!(
+            sent.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"payload"[..])
+        );
+        assert!(request.body().is_none(), "a stand-in stays behind");
+        assert_eq!(request.url(), sent.url());
+    }
+
+    #[test]
+    fn last_attempt_with_streamed_body_is_one_shot() {
+        let stream = http_body_util::Full::new(bytes::Bytes::from_static(b"chunk"));
+        let mut request = request_with_body(reqwest::Body::wrap(stream));
+
+        let (sent, resendable) = take_attempt(&mut request, true);
+
+        assert!(!resendable);
+        assert!(sent.body().is_some());
     }
 }
