@@ -27,6 +27,10 @@ const CAPACITY_SECONDS: f64 = 10.0;
 /// calls is capped at ten seconds of the floor, or ten retries, whichever is
 /// more. All clones of a middleware share one budget per host and port.
 ///
+/// A middleware keeps the budgets of up to 1 024 hosts and ports. When it
+/// meets more, it forgets the ones that no call in flight is using, and
+/// their budgets start anew.
+///
 /// # Default
 ///
 /// A ratio of 0.2 (retries add at most 20 % to the calls) and a floor of 10

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// How many hosts and ports a table tracks before it starts over, which
+/// How many hosts and ports a table tracks before it forgets some, which
 /// bounds its memory.
 const MAX_HOSTS: usize = 1024;
 
@@ -45,7 +45,7 @@ impl<T: Default> HostTable<T> {
     /// when new.
     pub(crate) fn get(&self, host: &str, port: Option<u16>) -> Arc<T> {
         // The map stays consistent whatever panicked while holding the
-        // lock, because it is only looked up, extended or cleared.
+        // lock, because it is only looked up, extended or pruned.
         let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Entries { hosts, len } = &mut *entries;
         if let Some(ports) = hosts.get(host) {
@@ -54,9 +54,7 @@ impl<T: Default> HostTable<T> {
             }
         }
         if *len >= MAX_HOSTS {
-            // Calls in flight keep their own `Arc` of the state.
-            hosts.clear();
-            *len = 0;
+            forget_idle(hosts, len);
         }
         let state = Arc::new(T::default());
         hosts
@@ -65,6 +63,23 @@ impl<T: Default> HostTable<T> {
             .push((port, Arc::clone(&state)));
         *len += 1;
         state
+    }
+}
+
+/// Forgets the states that no call in flight holds, so that a call in
+/// flight and the calls after it keep sharing one state. When calls still
+/// hold half of the entries or more, it forgets them all, so that the next
+/// new host does not scan the table again; those calls then finish with a
+/// state of their own.
+fn forget_idle<T>(hosts: &mut HashMap<String, Ports<T>>, len: &mut usize) {
+    hosts.retain(|_, ports| {
+        ports.retain(|(_, state)| Arc::strong_count(state) > 1);
+        !ports.is_empty()
+    });
+    *len = hosts.values().map(Vec::len).sum();
+    if *len >= MAX_HOSTS / 2 {
+        hosts.clear();
+        *len = 0;
     }
 }
 
@@ -96,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn table_starts_over_when_full() {
+    fn full_table_forgets_idle_hosts() {
         let table = HostTable::default();
         for port in 0..MAX_HOSTS as u16 {
             add(&table, "a.test", Some(port), 1);
@@ -106,7 +121,23 @@ mod tests {
         add(&table, "new.test", None, 1);
 
         assert_eq!(count(&table, "new.test", None), 1);
+        assert_eq!(count(&table, "a.test", Some(1)), 0, "idle entry forgotten");
+        assert_eq!(count(&table, "a.test", Some(0)), 1, "held entry kept");
+        assert!(Arc::ptr_eq(&held, &table.get("a.test", Some(0))));
+    }
+
+    #[test]
+    fn full_table_of_held_hosts_starts_over() {
+        let table: HostTable<AtomicU32> = HostTable::default();
+        let held: Vec<_> = (0..MAX_HOSTS as u16)
+            .map(|port| table.get("a.test", Some(port)))
+            .collect();
+        held[0].fetch_add(1, Ordering::Relaxed);
+
+        add(&table, "new.test", None, 1);
+
+        assert_eq!(count(&table, "new.test", None), 1);
         assert_eq!(count(&table, "a.test", Some(0)), 0, "forgotten");
-        assert_eq!(held.load(Ordering::Relaxed), 1, "still held by a call");
+        assert_eq!(held[0].load(Ordering::Relaxed), 1, "still held by a call");
     }
 }
