@@ -91,6 +91,12 @@ impl PartialEq for ErrorText {
 
 impl Eq for ErrorText {}
 
+// The error is only read through `&`, and a `Display` that panics leaves the
+// text unset, so a record seen after a panic is as consistent as before.
+// The `String` that this type replaced had both traits.
+impl std::panic::UnwindSafe for ErrorText {}
+impl std::panic::RefUnwindSafe for ErrorText {}
+
 impl AttemptRecord {
     /// Returns the attempt's number, starting at 1.
     pub fn number(&self) -> u32 {
@@ -303,5 +309,18 @@ mod tests {
         assert_eq!(first, "connection reset");
         assert_eq!(second.as_str(), "connection reset");
         assert_eq!(error.formatted.load(Ordering::Relaxed), 1);
+    }
+
+    fn assert_shareable<
+        T: Send + Sync + Clone + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+    >() {
+    }
+
+    /// Compiles only while the records keep these traits, which callers
+    /// may rely on to share them across threads and `catch_unwind`.
+    #[test]
+    fn records_are_shareable_and_unwind_safe() {
+        assert_shareable::<AttemptRecord>();
+        assert_shareable::<Attempts>();
     }
 }
