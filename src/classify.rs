@@ -29,6 +29,7 @@ use crate::error::{AmbiguityNote, Failure};
 use crate::format::{error_chain_text, DisplayDuration};
 use crate::limit::Limit;
 use crate::phase::Phase;
+use crate::redact;
 use crate::target::Target;
 
 /// A failed attempt, with what the retry decision needs to know.
@@ -131,8 +132,9 @@ pub(crate) fn classify_error(
 ///
 /// When it wraps a reqwest error, as `reqwest-retry` does, that error is
 /// classified. Otherwise it is not retried. The source is the error's text
-/// with any URL removed, because a wrapped reqwest error cannot be stripped
-/// of its URL, which may carry credentials.
+/// without reqwest's URLs and without the userinfo, query and fragment of
+/// any other URL, because a wrapped error cannot be stripped of its URL,
+/// which may carry credentials.
 fn classify_middleware_error(
     error: reqwest_middleware::Error,
     context: &AttemptContext<'_>,
@@ -141,7 +143,7 @@ fn classify_middleware_error(
         Some(nested) => classify_reqwest(nested, &ChainFacts::collect(nested), context),
         None => failure(Phase::Send, Diagnosis::Other, false, None).not_retryable(),
     };
-    let text = without_urls(&error_chain_text(&error));
+    let text = redact::without_url_secrets(&error_chain_text(&error));
     classified.failure.source = Some(Arc::new(MiddlewareError(text)));
     classified
 }
@@ -160,28 +162,6 @@ fn nested_reqwest_error(error: &reqwest_middleware::Error) -> Option<&reqwest::E
             nested @ reqwest_middleware::Error::Middleware(_) => nested_reqwest_error(nested),
         }
     })
-}
-
-/// Removes the " for url (...)" part that reqwest adds to its messages.
-///
-/// A serialized URL has no spaces, because `Url` percent-encodes them, so
-/// the URL ends at the first `"): "` after it, where the message of the next
-/// error in the chain starts, or at the end of the text. A `)` inside the
-/// URL, such as in a query value, does not end it.
-fn without_urls(text: &str) -> String {
-    const MARKER: &str = " for url (";
-    let mut result = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(MARKER) {
-        result.push_str(&rest[..start]);
-        let after = &rest[start + MARKER.len()..];
-        rest = match after.find("): ") {
-            Some(end) => &after[end + 1..],
-            None => "",
-        };
-    }
-    result.push_str(rest);
-    result
 }
 
 /// Another middleware's error, as text without URLs.
@@ -545,40 +525,7 @@ impl ChainFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::{without_urls, CertificateProblem};
-
-    #[test]
-    fn urls_are_removed_from_reqwest_messages() {
-        let text = "request failed after 2 retries: error sending request for url (http://u:secret@h/?token=x): connection closed";
-
-        assert_eq!(
-            without_urls(text),
-            "request failed after 2 retries: error sending request: connection closed"
-        );
-    }
-
-    #[test]
-    fn url_with_parenthesis_is_removed_whole() {
-        let text = "error sending request for url (http://u:p)w@h/x?token=a)SECRET): client error (Connect): refused";
-
-        assert_eq!(
-            without_urls(text),
-            "error sending request: client error (Connect): refused"
-        );
-    }
-
-    #[test]
-    fn url_at_end_of_text_is_removed() {
-        assert_eq!(
-            without_urls("operation timed out for url (http://h/?k=a)b)"),
-            "operation timed out"
-        );
-    }
-
-    #[test]
-    fn text_without_url_is_unchanged() {
-        assert_eq!(without_urls("operation timed out"), "operation timed out");
-    }
+    use super::CertificateProblem;
 
     #[test]
     fn certificate_problem_read_from_rustls_message() {

@@ -72,6 +72,7 @@ mod pattern;
 mod phase;
 mod policy;
 mod probe;
+mod redact;
 mod replay;
 mod report;
 mod retry_after;

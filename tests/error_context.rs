@@ -168,6 +168,52 @@ async fn dns_error_has_context_and_no_secret() {
     assert_eq!(error.port(), Some(8080));
 }
 
+/// A middleware below the one under test that fails every request with
+/// free text naming the request's full URL, as a hand-written layer might.
+struct FailsNamingUrl;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for FailsNamingUrl {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _extensions: &mut http::Extensions,
+        _next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let text = format!("rate limiter rejected {}", request.url());
+        Err(reqwest_middleware::Error::middleware(
+            std::io::Error::other(text),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn lower_middleware_text_has_no_secret() {
+    let addr = closed_port();
+    let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
+        .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
+        .with(FailsNamingUrl)
+        .build();
+
+    assert_context_without_secret(&client, secret_url("http", "127.0.0.1", addr.port()), addr)
+        .await;
+
+    let err = client
+        .get(secret_url("http", "127.0.0.1", addr.port()))
+        .send()
+        .await
+        .unwrap_err();
+    let history = diagnosed(&err).history().to_vec();
+    let text = history[0].error().unwrap_or_default();
+    assert_eq!(
+        text,
+        format!(
+            "rate limiter rejected http://127.0.0.1:{}/v1/items",
+            addr.port()
+        )
+    );
+}
+
 #[tokio::test]
 async fn debug_log_names_host_and_retry_fields() {
     let addr = closed_port();
