@@ -8,6 +8,7 @@ use crate::diagnosis::Diagnosis;
 use crate::error::SharedError;
 use crate::format::{error_chain_text, DisplayDuration};
 use crate::phase::Phase;
+use crate::redact::without_url_secrets;
 
 /// The outcome of one attempt.
 #[non_exhaustive]
@@ -57,7 +58,8 @@ pub struct AttemptRecord {
 }
 
 /// The error of a failed attempt, with its text made when first read, so
-/// that a failure no one reads costs no formatting.
+/// that a failure no one reads costs no formatting. The text has no URL
+/// secrets, even those that another layer wrote into its own message.
 #[derive(Clone)]
 pub(crate) struct ErrorText {
     error: SharedError,
@@ -73,7 +75,8 @@ impl ErrorText {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        self.text.get_or_init(|| error_chain_text(&*self.error))
+        self.text
+            .get_or_init(|| without_url_secrets(&error_chain_text(&*self.error)))
     }
 }
 

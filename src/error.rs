@@ -13,6 +13,7 @@ use crate::format::DisplayDuration;
 use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::probe::ProbeReport;
+use crate::redact::WithoutUrlSecrets;
 use crate::report::Report;
 use crate::target::Target;
 
@@ -30,7 +31,12 @@ pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 /// while the caller reads it, the caller gets a [`reqwest::Error`] instead,
 /// with this error inside an [`io::Error`] in its sources. [`Error::find`]
 /// gets it back from either. Its [`source`](StdError::source) is the error of
-/// the last attempt.
+/// the last attempt, as the layer below returned it, without reqwest's URL.
+///
+/// NOTE: text that another layer wrote into its own error stays as it is in
+/// the sources. The message, `Debug`, [`report`](Error::report) and the
+/// attempts' [`error`](crate::AttemptRecord::error) texts remove the
+/// userinfo, query and fragment of every URL in it.
 ///
 /// The message is one line. It names the method, host, port and path (never
 /// the userinfo or the query string), what failed and the limit that fired.
@@ -385,7 +391,7 @@ impl fmt::Debug for Error {
             .field("evidence", &inner.evidence)
             .field("probe", &inner.probe)
             .field("progress", &inner.progress)
-            .field("source", &inner.source)
+            .field("source", &inner.source.as_ref().map(WithoutUrlSecrets))
             .finish()
     }
 }

@@ -1,11 +1,32 @@
 //! The removal of URLs, and of the secrets they carry, from the text of
 //! errors that this crate cannot inspect by type.
 
+use std::fmt;
+
+/// Shows the `Debug` output of a value without URL secrets, as
+/// [`without_url_secrets`] removes them.
+pub(crate) struct WithoutUrlSecrets<'a, T: fmt::Debug>(pub(crate) &'a T);
+
+impl<T: fmt::Debug> fmt::Debug for WithoutUrlSecrets<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = if f.alternate() {
+            format!("{:#?}", self.0)
+        } else {
+            format!("{:?}", self.0)
+        };
+        f.write_str(&without_url_secrets(&text))
+    }
+}
+
 /// Returns `text` without the URLs that reqwest adds to its messages, and
 /// without the userinfo, query and fragment of any other URL in it, which
-/// may carry credentials.
+/// may carry credentials. Other URLs are found by their `scheme://` or by
+/// the fields of a `Url`'s `Debug` output.
+///
+/// NOTE: a URL written without its scheme, such as `//user:pw@host` or
+/// `user:pw@host`, cannot be told from other text and is left as it is.
 pub(crate) fn without_url_secrets(text: &str) -> String {
-    without_secret_parts(&without_urls(text))
+    without_secret_parts(&without_debug_secrets(&without_urls(text)))
 }
 
 /// Removes the " for url (...)" part that reqwest adds to its messages.
@@ -33,10 +54,12 @@ fn without_urls(text: &str) -> String {
 /// Removes the userinfo, query and fragment of each URL in `text`, keeping
 /// its scheme, host, port and path.
 ///
-/// A URL starts at its `://` and ends at the first whitespace or quote.
-/// Everything up to its last `@` before the query is taken for userinfo,
-/// so a path segment with an `@` is removed too, which shows less but never
-/// a password. A `/` inside the userinfo does not end it either.
+/// A URL starts at its `://` and ends at the first character that the
+/// `url` crate always escapes: whitespace, a control character, `"`, `<` or
+/// `>`. It leaves `'` and `` ` `` as they are in some parts, so those do not
+/// end a URL. Everything up to its last `@` before the query is taken for
+/// userinfo, so a path segment with an `@` is removed too, which shows less
+/// but never a password. A `/` inside the userinfo does not end it either.
 fn without_secret_parts(text: &str) -> String {
     const SEPARATOR: &str = "://";
     let mut result = String::with_capacity(text.len());
@@ -45,7 +68,7 @@ fn without_secret_parts(text: &str) -> String {
         let (before, after) = rest.split_at(start + SEPARATOR.len());
         result.push_str(before);
         let end = after
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .find(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>'))
             .unwrap_or(after.len());
         let url = &after[..end];
         let without_query = url.find(['?', '#']).map_or(url, |cut| &url[..cut]);
@@ -57,6 +80,56 @@ fn without_secret_parts(text: &str) -> String {
     }
     result.push_str(rest);
     result
+}
+
+/// The fields of a `Url`'s `Debug` output that may carry credentials, each
+/// up to the quote that opens its value.
+const DEBUG_FIELDS: [&str; 4] = [
+    "username: \"",
+    "password: Some(\"",
+    "query: Some(\"",
+    "fragment: Some(\"",
+];
+
+/// Shown in place of a secret value in `Debug` output.
+const REMOVED: &str = "[removed]";
+
+/// Replaces the values of [`DEBUG_FIELDS`] in `text` with [`REMOVED`],
+/// keeping an empty value as it is.
+fn without_debug_secrets(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((start, field)) = DEBUG_FIELDS
+        .iter()
+        .filter_map(|field| rest.find(field).map(|start| (start, field)))
+        .min_by_key(|(start, _)| *start)
+    {
+        let value_start = start + field.len();
+        result.push_str(&rest[..value_start]);
+        let value = &rest[value_start..];
+        let value_len = quoted_len(value);
+        if value_len > 0 {
+            result.push_str(REMOVED);
+        }
+        rest = &value[value_len..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// Returns the length of the `Debug`-escaped string at the start of
+/// `value`, up to its closing quote, or all of `value` without one.
+fn quoted_len(value: &str) -> usize {
+    let mut escaped = false;
+    for (index, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return index,
+            _ => {}
+        }
+    }
+    value.len()
 }
 
 #[cfg(test)]
@@ -140,5 +213,36 @@ mod tests {
         let text = "connect to http://127.0.0.1:9/health failed: refused";
 
         assert_eq!(without_url_secrets(text), text);
+    }
+
+    #[test]
+    fn quote_or_backtick_inside_a_url_does_not_end_it() {
+        let text = "rejected http://alice:pa'ss@h.test/p?q=`x`&api_key=k#x'f done";
+
+        assert_eq!(without_url_secrets(text), "rejected http://h.test/p done");
+    }
+
+    #[test]
+    fn url_debug_output_loses_its_secrets() {
+        let url = reqwest::Url::parse("http://user-c4n:pw-c4n\"x@h.test:9/p?q-c4n#f-c4n").unwrap();
+        let text = format!("cannot send {url:?}");
+
+        let cleaned = without_url_secrets(&text);
+
+        assert!(!cleaned.contains("c4n"), "{cleaned}");
+        assert_eq!(cleaned.matches(REMOVED).count(), 4, "{cleaned}");
+        assert!(
+            cleaned.contains("host: Some(Domain(\"h.test\"))"),
+            "{cleaned}"
+        );
+        assert!(cleaned.contains("path: \"/p\""), "{cleaned}");
+    }
+
+    #[test]
+    fn empty_debug_values_stay_empty() {
+        let url = reqwest::Url::parse("http://h.test/p").unwrap();
+        let text = format!("{url:?}");
+
+        assert_eq!(without_url_secrets(&text), text);
     }
 }

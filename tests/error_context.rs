@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use reqwest_middleware::ClientWithMiddleware;
 use support::{
-    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, CapturedLogs,
-    PlainOnTls, StallHead, StaticResolver, TruncatedHead,
+    client_builder, closed_port, diagnosed, diagnosed_body, timeouts, with_timeouts, Blackhole,
+    CapturedLogs, PlainOnTls, StallHead, StaticResolver, TruncatedHead,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -211,6 +211,77 @@ async fn lower_middleware_text_has_no_secret() {
             "rate limiter rejected http://127.0.0.1:{}/v1/items",
             addr.port()
         )
+    );
+}
+
+/// A body that fails at once with free text naming a URL.
+struct FailingBody(Option<std::io::Error>);
+
+impl http_body::Body for FailingBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(Err))
+    }
+}
+
+/// A middleware below the one under test that answers with a body that
+/// fails with the request's full URL in its text, as a cache layer might.
+struct BodyFailsNamingUrl;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for BodyFailsNamingUrl {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _extensions: &mut http::Extensions,
+        _next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let text = format!("cache read failed for {}", request.url());
+        let body = FailingBody(Some(std::io::Error::other(text)));
+        Ok(reqwest::Response::from(http::Response::new(
+            reqwest::Body::wrap(body),
+        )))
+    }
+}
+
+#[tokio::test]
+async fn lower_layer_body_error_text_has_no_secret() {
+    let addr = closed_port();
+    let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
+        .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
+        .with(BodyFailsNamingUrl)
+        .build();
+    let response = client
+        .get(secret_url("http", "127.0.0.1", addr.port()))
+        .send()
+        .await
+        .unwrap();
+
+    let err = response.bytes().await.unwrap_err();
+
+    let error = diagnosed_body(&err);
+    let history = error.history().to_vec();
+    let attempt_text = history[0].error().unwrap_or_default().to_owned();
+    let outputs = [
+        error.to_string(),
+        format!("{error:#}"),
+        format!("{error:?}"),
+        format!("{error:#?}"),
+        error.report().to_string(),
+        attempt_text.clone(),
+    ];
+    for output in &outputs {
+        assert!(!output.contains(CANARY), "{output}");
+    }
+    assert_eq!(error.phase(), reqwest_timeout::Phase::Body);
+    assert!(
+        attempt_text.contains("cache read failed for http://127.0.0.1:"),
+        "{attempt_text}"
     );
 }
 
