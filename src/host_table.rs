@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// How many hosts and ports a table tracks before it forgets some, which
-/// bounds its memory.
+/// How many hosts and ports a table tracks before it forgets the ones no
+/// call holds, which bounds its memory.
 const MAX_HOSTS: usize = 1024;
 
 /// Shared state of type `T` per host and port.
@@ -27,6 +27,10 @@ struct Entries<T> {
     hosts: HashMap<String, Ports<T>>,
     /// The number of host and port pairs, across all hosts.
     len: usize,
+    /// The number of pairs at which the table next forgets idle ones: at
+    /// least [`MAX_HOSTS`], and twice the pairs that calls held the last
+    /// time, so that held pairs do not make every new host scan the table.
+    limit: usize,
 }
 
 impl<T> Default for HostTable<T> {
@@ -35,6 +39,7 @@ impl<T> Default for HostTable<T> {
             inner: Mutex::new(Entries {
                 hosts: HashMap::new(),
                 len: 0,
+                limit: MAX_HOSTS,
             }),
         }
     }
@@ -47,14 +52,16 @@ impl<T: Default> HostTable<T> {
         // The map stays consistent whatever panicked while holding the
         // lock, because it is only looked up, extended or pruned.
         let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Entries { hosts, len } = &mut *entries;
+        let Entries { hosts, len, limit } = &mut *entries;
         if let Some(ports) = hosts.get(host) {
             if let Some((_, state)) = ports.iter().find(|(entry_port, _)| *entry_port == port) {
                 return Arc::clone(state);
             }
         }
-        if *len >= MAX_HOSTS {
-            forget_idle(hosts, len);
+        if *len >= *limit {
+            forget_idle(hosts);
+            *len = hosts.values().map(Vec::len).sum();
+            *limit = MAX_HOSTS.max(2 * *len);
         }
         let state = Arc::new(T::default());
         hosts
@@ -66,21 +73,13 @@ impl<T: Default> HostTable<T> {
     }
 }
 
-/// Forgets the states that no call in flight holds, so that a call in
-/// flight and the calls after it keep sharing one state. When calls still
-/// hold half of the entries or more, it forgets them all, so that the next
-/// new host does not scan the table again; those calls then finish with a
-/// state of their own.
-fn forget_idle<T>(hosts: &mut HashMap<String, Ports<T>>, len: &mut usize) {
+/// Forgets the states that no call in flight holds. A state that a call
+/// holds stays, so that the call and the calls after it keep sharing it.
+fn forget_idle<T>(hosts: &mut HashMap<String, Ports<T>>) {
     hosts.retain(|_, ports| {
         ports.retain(|(_, state)| Arc::strong_count(state) > 1);
         !ports.is_empty()
     });
-    *len = hosts.values().map(Vec::len).sum();
-    if *len >= MAX_HOSTS / 2 {
-        hosts.clear();
-        *len = 0;
-    }
 }
 
 #[cfg(test)]
@@ -127,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn full_table_of_held_hosts_starts_over() {
+    fn held_hosts_are_never_forgotten() {
         let table: HostTable<AtomicU32> = HostTable::default();
         let held: Vec<_> = (0..MAX_HOSTS as u16)
             .map(|port| table.get("a.test", Some(port)))
@@ -137,7 +136,29 @@ mod tests {
         add(&table, "new.test", None, 1);
 
         assert_eq!(count(&table, "new.test", None), 1);
-        assert_eq!(count(&table, "a.test", Some(0)), 0, "forgotten");
-        assert_eq!(held[0].load(Ordering::Relaxed), 1, "still held by a call");
+        assert_eq!(count(&table, "a.test", Some(0)), 1, "still shared");
+        assert!(Arc::ptr_eq(&held[0], &table.get("a.test", Some(0))));
+    }
+
+    #[test]
+    fn held_hosts_raise_the_next_limit() {
+        let table: HostTable<AtomicU32> = HostTable::default();
+        let held: Vec<_> = (0..MAX_HOSTS as u16)
+            .map(|port| table.get("a.test", Some(port)))
+            .collect();
+        add(&table, "new.test", None, 1);
+
+        for port in 0..MAX_HOSTS as u16 - 1 {
+            add(&table, "b.test", Some(port), 1);
+        }
+
+        let entries = table.inner.lock().unwrap();
+        assert_eq!(
+            entries.len,
+            2 * MAX_HOSTS,
+            "nothing forgotten below the limit"
+        );
+        assert_eq!(entries.limit, 2 * MAX_HOSTS);
+        drop(held);
     }
 }
