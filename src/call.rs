@@ -108,8 +108,8 @@ impl<'c> Call<'c> {
     /// The future is an `async move` block rather than an `async fn`, which
     /// would keep each argument twice: as captured and as a local. `request`
     /// stays where it was captured for the whole call, and each attempt but
-    /// the last one allowed sends a copy. The work between two `await`s is in plain methods, so that
-    /// its locals take no room in the future.
+    /// the last one allowed sends a copy. The work between two `await`s is
+    /// in plain methods, so that its locals take no room in the future.
     pub(crate) fn run<'a>(
         mut self,
         mut request: Request,

@@ -278,7 +278,10 @@ impl Middleware for TimeoutMiddleware {
         let started = Instant::now();
         let host = config.hosts.get(target.host(), target.port());
         config.budgets.deposit(&host.budget, started);
-        let buffer_body = config.buffer_request_streams > 0 && request.try_clone().is_none();
+        // A body that `Request::try_clone` cannot copy is a stream; asking
+        // the body avoids making a copy only to throw it away.
+        let streamed = request.body().is_some_and(|body| body.as_bytes().is_none());
+        let buffer_body = config.buffer_request_streams > 0 && streamed;
         let call = Call {
             config,
             attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),
