@@ -9,11 +9,11 @@ use http::Method;
 use crate::attempt::{AttemptRecord, StopReason};
 use crate::body::BodyProgress;
 use crate::diagnosis::Diagnosis;
-use crate::format::DisplayDuration;
+use crate::format::{error_chain_text, DisplayDuration};
 use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::probe::ProbeReport;
-use crate::redact::WithoutUrlSecrets;
+use crate::redact::without_url_secrets;
 use crate::report::Report;
 use crate::target::Target;
 
@@ -391,7 +391,15 @@ impl fmt::Debug for Error {
             .field("evidence", &inner.evidence)
             .field("probe", &inner.probe)
             .field("progress", &inner.progress)
-            .field("source", &inner.source.as_ref().map(WithoutUrlSecrets))
+            // The text that the attempts show, because the source's own
+            // `Debug` escapes quotes that the redaction looks for.
+            .field(
+                "source",
+                &inner
+                    .source
+                    .as_ref()
+                    .map(|source| without_url_secrets(&error_chain_text(&**source))),
+            )
             .finish()
     }
 }

@@ -1,23 +1,6 @@
 //! The removal of URLs, and of the secrets they carry, from the text of
 //! errors that this crate cannot inspect by type.
 
-use std::fmt;
-
-/// Shows the `Debug` output of a value without URL secrets, as
-/// [`without_url_secrets`] removes them.
-pub(crate) struct WithoutUrlSecrets<'a, T: fmt::Debug>(pub(crate) &'a T);
-
-impl<T: fmt::Debug> fmt::Debug for WithoutUrlSecrets<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = if f.alternate() {
-            format!("{:#?}", self.0)
-        } else {
-            format!("{:?}", self.0)
-        };
-        f.write_str(&without_url_secrets(&text))
-    }
-}
-
 /// Returns `text` without the URLs that reqwest adds to its messages, and
 /// without the userinfo, query and fragment of any other URL in it, which
 /// may carry credentials. Other URLs are found by their `scheme://` or by
@@ -82,20 +65,15 @@ fn without_secret_parts(text: &str) -> String {
     result
 }
 
-/// The fields of a `Url`'s `Debug` output that may carry credentials, each
-/// up to the quote that opens its value.
-const DEBUG_FIELDS: [&str; 4] = [
-    "username: \"",
-    "password: Some(\"",
-    "query: Some(\"",
-    "fragment: Some(\"",
-];
+/// The fields of a `Url`'s `Debug` output that may carry credentials.
+const DEBUG_FIELDS: [&str; 4] = ["username:", "password:", "query:", "fragment:"];
 
 /// Shown in place of a secret value in `Debug` output.
 const REMOVED: &str = "[removed]";
 
 /// Replaces the values of [`DEBUG_FIELDS`] in `text` with [`REMOVED`],
-/// keeping an empty value as it is.
+/// keeping an empty value as it is. A field's name that no quoted value
+/// follows is left as it is.
 fn without_debug_secrets(text: &str) -> String {
     let mut result = String::with_capacity(text.len());
     let mut rest = text;
@@ -104,10 +82,24 @@ fn without_debug_secrets(text: &str) -> String {
         .filter_map(|field| rest.find(field).map(|start| (start, field)))
         .min_by_key(|(start, _)| *start)
     {
-        let value_start = start + field.len();
+        let after_name = start + field.len();
+        let Some(opening) = opening_quote(&rest[after_name..]) else {
+            result.push_str(&rest[..after_name]);
+            rest = &rest[after_name..];
+            continue;
+        };
+        let value_start = after_name + opening.end;
         result.push_str(&rest[..value_start]);
         let value = &rest[value_start..];
-        let value_len = quoted_len(value);
+        let value_len = if opening.backslashes == 0 {
+            quoted_len(value)
+        } else {
+            // Inside another `Debug` string the quotes are escaped, and a
+            // `Url` never holds a raw quote, so the next escaped one closes
+            // the value.
+            let closing = format!("{}\"", "\\".repeat(opening.backslashes));
+            value.find(&closing).unwrap_or(value.len())
+        };
         if value_len > 0 {
             result.push_str(REMOVED);
         }
@@ -115,6 +107,29 @@ fn without_debug_secrets(text: &str) -> String {
     }
     result.push_str(rest);
     result
+}
+
+/// Where a field's quoted value starts, after its opening quote.
+struct OpeningQuote {
+    /// The offset just after the opening quote.
+    end: usize,
+    /// How many backslashes escape the quote: none in plain `Debug` output,
+    /// one or more when that output is inside another `Debug` string.
+    backslashes: usize,
+}
+
+/// Finds the opening quote of a field's value at the start of `after`, the
+/// text after the field's name: `"v"`, `Some("v")`, the pretty form
+/// `Some(\n    "v",\n)`, and each of those with escaped quotes.
+fn opening_quote(after: &str) -> Option<OpeningQuote> {
+    let value = after.trim_start();
+    let value = value.strip_prefix("Some(").map_or(value, str::trim_start);
+    let quote = value.trim_start_matches('\\');
+    let backslashes = value.len() - quote.len();
+    quote.starts_with('"').then(|| OpeningQuote {
+        end: after.len() - quote.len() + 1,
+        backslashes,
+    })
 }
 
 /// Returns the length of the `Debug`-escaped string at the start of
@@ -244,5 +259,38 @@ mod tests {
         let text = format!("{url:?}");
 
         assert_eq!(without_url_secrets(&text), text);
+    }
+
+    #[test]
+    fn pretty_url_debug_output_loses_its_secrets() {
+        let url = reqwest::Url::parse("http://user-c4n:pw-c4n@h.test:9/p?q-c4n#f-c4n").unwrap();
+        let request = reqwest::Request::new(reqwest::Method::GET, url.clone());
+
+        for text in [format!("{url:#?}"), format!("{request:#?}")] {
+            let cleaned = without_url_secrets(&text);
+
+            assert!(!cleaned.contains("c4n"), "{cleaned}");
+            assert_eq!(cleaned.matches(REMOVED).count(), 4, "{cleaned}");
+        }
+    }
+
+    #[test]
+    fn escaped_url_debug_output_loses_its_secrets() {
+        let url = reqwest::Url::parse("http://user-c4n:pw-c4n@h.test:9/p?q-c4n#f-c4n").unwrap();
+        let once = format!("{:?}", format!("failed for {url:?}"));
+        let twice = format!("{once:?}");
+
+        for text in [once, twice] {
+            let cleaned = without_url_secrets(&text);
+
+            assert!(!cleaned.contains("c4n"), "{cleaned}");
+        }
+    }
+
+    #[test]
+    fn field_names_without_values_are_kept() {
+        let text = "username: required; password: Some(x) query: é";
+
+        assert_eq!(without_url_secrets(text), text);
     }
 }

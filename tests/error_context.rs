@@ -168,9 +168,26 @@ async fn dns_error_has_context_and_no_secret() {
     assert_eq!(error.port(), Some(8080));
 }
 
+/// Writes a request's URL into an error's text, in one of the ways a
+/// hand-written layer might.
+type Describe = fn(&reqwest::Request) -> String;
+
+fn url_display(request: &reqwest::Request) -> String {
+    request.url().to_string()
+}
+
+/// Each `Debug` form of a request and its URL, one line and pretty.
+fn debug_forms(request: &reqwest::Request) -> String {
+    format!(
+        "{:?} {:#?} {request:?} {request:#?}",
+        request.url(),
+        request.url()
+    )
+}
+
 /// A middleware below the one under test that fails every request with
-/// free text naming the request's full URL, as a hand-written layer might.
-struct FailsNamingUrl;
+/// free text naming the request's full URL.
+struct FailsNamingUrl(Describe);
 
 #[async_trait::async_trait]
 impl reqwest_middleware::Middleware for FailsNamingUrl {
@@ -180,7 +197,7 @@ impl reqwest_middleware::Middleware for FailsNamingUrl {
         _extensions: &mut http::Extensions,
         _next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let text = format!("rate limiter rejected {}", request.url());
+        let text = format!("rate limiter rejected {}", (self.0)(&request));
         Err(reqwest_middleware::Error::middleware(
             std::io::Error::other(text),
         ))
@@ -192,7 +209,7 @@ async fn lower_middleware_text_has_no_secret() {
     let addr = closed_port();
     let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
         .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
-        .with(FailsNamingUrl)
+        .with(FailsNamingUrl(url_display))
         .build();
 
     assert_context_without_secret(&client, secret_url("http", "127.0.0.1", addr.port()), addr)
@@ -231,7 +248,7 @@ impl http_body::Body for FailingBody {
 
 /// A middleware below the one under test that answers with a body that
 /// fails with the request's full URL in its text, as a cache layer might.
-struct BodyFailsNamingUrl;
+struct BodyFailsNamingUrl(Describe);
 
 #[async_trait::async_trait]
 impl reqwest_middleware::Middleware for BodyFailsNamingUrl {
@@ -241,7 +258,7 @@ impl reqwest_middleware::Middleware for BodyFailsNamingUrl {
         _extensions: &mut http::Extensions,
         _next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let text = format!("cache read failed for {}", request.url());
+        let text = format!("cache read failed for {}", (self.0)(&request));
         let body = FailingBody(Some(std::io::Error::other(text)));
         Ok(reqwest::Response::from(http::Response::new(
             reqwest::Body::wrap(body),
@@ -254,7 +271,7 @@ async fn lower_layer_body_error_text_has_no_secret() {
     let addr = closed_port();
     let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
         .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
-        .with(BodyFailsNamingUrl)
+        .with(BodyFailsNamingUrl(url_display))
         .build();
     let response = client
         .get(secret_url("http", "127.0.0.1", addr.port()))
@@ -283,6 +300,38 @@ async fn lower_layer_body_error_text_has_no_secret() {
         attempt_text.contains("cache read failed for http://127.0.0.1:"),
         "{attempt_text}"
     );
+}
+
+#[tokio::test]
+async fn lower_layer_url_debug_output_has_no_secret() {
+    let addr = closed_port();
+    let base = || {
+        reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
+            .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
+    };
+    let url = secret_url("http", "127.0.0.1", addr.port());
+    let failing = base().with(FailsNamingUrl(debug_forms)).build();
+    let failing_body = base().with(BodyFailsNamingUrl(debug_forms)).build();
+
+    let send_error = failing.get(&url).send().await.unwrap_err();
+    let response = failing_body.get(&url).send().await.unwrap();
+    let body_error = response.bytes().await.unwrap_err();
+
+    for error in [diagnosed(&send_error), diagnosed_body(&body_error)] {
+        let history = error.history().to_vec();
+        let outputs = [
+            error.to_string(),
+            format!("{error:#}"),
+            format!("{error:?}"),
+            format!("{error:#?}"),
+            error.report().to_string(),
+            history[0].error().unwrap_or_default().to_owned(),
+        ];
+        for output in &outputs {
+            assert!(!output.contains(CANARY), "{output}");
+        }
+        assert!(outputs[5].contains("[removed]"), "{}", outputs[5]);
+    }
 }
 
 #[tokio::test]
