@@ -7,7 +7,7 @@
 /// the fields of a `Url`'s `Debug` output.
 ///
 /// NOTE: a URL written without its scheme, such as `//user:pw@host` or
-/// `user:pw@host`, cannot be told from other text and is left as it is.
+/// `user:pw@host`, cannot be distinguished from other text and is left as it is.
 pub(crate) fn without_url_secrets(text: &str) -> String {
     without_secret_parts(&without_debug_secrets(&without_urls(text)))
 }
@@ -95,7 +95,7 @@ fn without_debug_secrets(text: &str) -> String {
             quoted_len(value)
         } else {
             // Inside another `Debug` string the quotes are escaped, and a
-            // `Url` never holds a raw quote, so the next escaped one closes
+            // `Url` never contains a raw quote, so the next escaped one closes
             // the value.
             let closing = format!("{}\"", "\\".repeat(opening.backslashes));
             value.find(&closing).unwrap_or(value.len())
@@ -109,7 +109,7 @@ fn without_debug_secrets(text: &str) -> String {
     result
 }
 
-/// Where a field's quoted value starts, after its opening quote.
+/// The position of a field's quoted value, just after its opening quote.
 struct OpeningQuote {
     /// The offset just after the opening quote.
     end: usize,
