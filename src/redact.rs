@@ -7,7 +7,8 @@
 /// the fields of a `Url`'s `Debug` output.
 ///
 /// NOTE: a URL written without its scheme, such as `//user:pw@host` or
-/// `user:pw@host`, cannot be distinguished from other text and is left as it is.
+/// `user:pw@host`, cannot be distinguished from other text and is left as
+/// it is.
 pub(crate) fn without_url_secrets(text: &str) -> String {
     without_secret_parts(&without_debug_secrets(&without_urls(text)))
 }
