@@ -176,7 +176,7 @@ fn url_display(request: &reqwest::Request) -> String {
     request.url().to_string()
 }
 
-/// Each `Debug` form of a request and its URL, one line and pretty.
+/// Writes each `Debug` form of a request and its URL, one line and pretty.
 fn debug_forms(request: &reqwest::Request) -> String {
     format!(
         "{:?} {:#?} {request:?} {request:#?}",
@@ -185,32 +185,59 @@ fn debug_forms(request: &reqwest::Request) -> String {
     )
 }
 
-/// A middleware below the one under test that fails every request with
-/// free text naming the request's full URL.
-struct FailsNamingUrl(Describe);
+/// Where a layer below the one under test fails with free text naming the
+/// request's full URL.
+#[derive(Clone, Copy)]
+enum Fails {
+    /// In the error it returns, as a rate limiter might.
+    Send,
+    /// In the body of the response it returns, as a cache layer might.
+    Body,
+}
+
+/// A middleware below the one under test that fails every request in the
+/// way that [`Fails`] names, describing the URL with its [`Describe`].
+struct NamesUrl(Fails, Describe);
 
 #[async_trait::async_trait]
-impl reqwest_middleware::Middleware for FailsNamingUrl {
+impl reqwest_middleware::Middleware for NamesUrl {
     async fn handle(
         &self,
         request: reqwest::Request,
         _extensions: &mut http::Extensions,
         _next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let text = format!("rate limiter rejected {}", (self.0)(&request));
-        Err(reqwest_middleware::Error::middleware(
-            std::io::Error::other(text),
-        ))
+        let NamesUrl(fails, describe) = self;
+        match fails {
+            Fails::Send => {
+                let text = format!("rate limiter rejected {}", describe(&request));
+                Err(reqwest_middleware::Error::middleware(
+                    std::io::Error::other(text),
+                ))
+            }
+            Fails::Body => {
+                let text = format!("cache read failed for {}", describe(&request));
+                let body = FailingBody(Some(std::io::Error::other(text)));
+                Ok(reqwest::Response::from(http::Response::new(
+                    reqwest::Body::wrap(body),
+                )))
+            }
+        }
     }
+}
+
+/// Returns a client with the middleware under test above `layer`.
+fn client_above(layer: NamesUrl) -> ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
+        .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
+        .with(layer)
+        .build()
 }
 
 #[tokio::test]
 async fn lower_middleware_text_has_no_secret() {
     let addr = closed_port();
-    let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
-        .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
-        .with(FailsNamingUrl(url_display))
-        .build();
+    let client = client_above(NamesUrl(Fails::Send, url_display));
 
     assert_context_without_secret(&client, secret_url("http", "127.0.0.1", addr.port()), addr)
         .await;
@@ -246,33 +273,10 @@ impl http_body::Body for FailingBody {
     }
 }
 
-/// A middleware below the one under test that answers with a body that
-/// fails with the request's full URL in its text, as a cache layer might.
-struct BodyFailsNamingUrl(Describe);
-
-#[async_trait::async_trait]
-impl reqwest_middleware::Middleware for BodyFailsNamingUrl {
-    async fn handle(
-        &self,
-        request: reqwest::Request,
-        _extensions: &mut http::Extensions,
-        _next: reqwest_middleware::Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let text = format!("cache read failed for {}", (self.0)(&request));
-        let body = FailingBody(Some(std::io::Error::other(text)));
-        Ok(reqwest::Response::from(http::Response::new(
-            reqwest::Body::wrap(body),
-        )))
-    }
-}
-
 #[tokio::test]
 async fn lower_layer_body_error_text_has_no_secret() {
     let addr = closed_port();
-    let client = reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
-        .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
-        .with(BodyFailsNamingUrl(url_display))
-        .build();
+    let client = client_above(NamesUrl(Fails::Body, url_display));
     let response = client
         .get(secret_url("http", "127.0.0.1", addr.port()))
         .send()
@@ -282,19 +286,8 @@ async fn lower_layer_body_error_text_has_no_secret() {
     let err = response.bytes().await.unwrap_err();
 
     let error = diagnosed_body(&err);
-    let history = error.history().to_vec();
-    let attempt_text = history[0].error().unwrap_or_default().to_owned();
-    let outputs = [
-        error.to_string(),
-        format!("{error:#}"),
-        format!("{error:?}"),
-        format!("{error:#?}"),
-        error.report().to_string(),
-        attempt_text.clone(),
-    ];
-    for output in &outputs {
-        assert!(!output.contains(CANARY), "{output}");
-    }
+    let attempt_text = first_attempt_text(error);
+    assert_no_secret_shown(error);
     assert_eq!(error.phase(), reqwest_timeout::Phase::Body);
     assert!(
         attempt_text.contains("cache read failed for http://127.0.0.1:"),
@@ -305,32 +298,40 @@ async fn lower_layer_body_error_text_has_no_secret() {
 #[tokio::test]
 async fn lower_layer_url_debug_output_has_no_secret() {
     let addr = closed_port();
-    let base = || {
-        reqwest_middleware::ClientBuilder::new(client_builder().build().unwrap())
-            .with(timeouts(300 * MS, 1_000 * MS, 1).build().unwrap())
-    };
     let url = secret_url("http", "127.0.0.1", addr.port());
-    let failing = base().with(FailsNamingUrl(debug_forms)).build();
-    let failing_body = base().with(BodyFailsNamingUrl(debug_forms)).build();
+    let failing = client_above(NamesUrl(Fails::Send, debug_forms));
+    let failing_body = client_above(NamesUrl(Fails::Body, debug_forms));
 
     let send_error = failing.get(&url).send().await.unwrap_err();
     let response = failing_body.get(&url).send().await.unwrap();
     let body_error = response.bytes().await.unwrap_err();
 
     for error in [diagnosed(&send_error), diagnosed_body(&body_error)] {
-        let history = error.history().to_vec();
-        let outputs = [
-            error.to_string(),
-            format!("{error:#}"),
-            format!("{error:?}"),
-            format!("{error:#?}"),
-            error.report().to_string(),
-            history[0].error().unwrap_or_default().to_owned(),
-        ];
-        for output in &outputs {
-            assert!(!output.contains(CANARY), "{output}");
-        }
-        assert!(outputs[5].contains("[removed]"), "{}", outputs[5]);
+        assert_no_secret_shown(error);
+        let attempt_text = first_attempt_text(error);
+        assert!(attempt_text.contains("[removed]"), "{attempt_text}");
+    }
+}
+
+fn first_attempt_text(error: &reqwest_timeout::Error) -> String {
+    let history = error.history().to_vec();
+    history[0].error().unwrap_or_default().to_owned()
+}
+
+/// Checks that the canary shows in none of the texts that the error
+/// offers: the message, the report both ways, `Debug` both ways and the
+/// first attempt's error text.
+fn assert_no_secret_shown(error: &reqwest_timeout::Error) {
+    let outputs = [
+        error.to_string(),
+        format!("{error:#}"),
+        format!("{error:?}"),
+        format!("{error:#?}"),
+        error.report().to_string(),
+        first_attempt_text(error),
+    ];
+    for output in &outputs {
+        assert!(!output.contains(CANARY), "{output}");
     }
 }
 
