@@ -27,9 +27,10 @@ const CAPACITY_SECONDS: f64 = 10.0;
 /// calls is capped at ten seconds of the floor, or ten retries, whichever is
 /// more. All clones of a middleware share one budget per host and port.
 ///
-/// A middleware keeps the budgets of 1 024 hosts and ports, or more while
-/// calls in flight use them. When it meets more, it forgets the ones that no
-/// call in flight is using, and their budgets start anew.
+/// A middleware keeps the budgets of 1 024 hosts and ports, or of twice as
+/// many as calls in flight used at once when that is more. When it meets
+/// more, it forgets the ones that no call in flight is using, and their
+/// budgets start anew.
 ///
 /// # Default
 ///
