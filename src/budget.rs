@@ -29,7 +29,7 @@ const CAPACITY_SECONDS: f64 = 10.0;
 ///
 /// A middleware keeps the budgets of 1 024 hosts and ports, or of twice as
 /// many as calls in flight used at once when that is more. When it meets
-/// more, it forgets the ones that no call in flight is using, and their
+/// more, it removes the ones that no call in flight is using, and their
 /// budgets start anew.
 ///
 /// # Default
@@ -141,7 +141,7 @@ impl Budgets {
         bucket.floor = (bucket.floor - config.ratio).max(0.0);
     }
 
-    /// Spends one retry from the budget of a host; returns `false`, spending
+    /// Spends one retry from the budget of a host. Returns `false`, spending
     /// nothing, when less than one is left.
     pub(crate) fn try_withdraw(&self, host: &HostBudget, now: Instant) -> bool {
         if !self.config.enabled {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// How many hosts and ports a table tracks before it forgets the ones no
-/// call holds, which bounds its memory.
+/// How many hosts and ports a table tracks before it removes the ones that
+/// no call uses, which bounds its memory.
 const MAX_HOSTS: usize = 1024;
 
 /// Shared state of type `T` per host and port.
@@ -27,9 +27,9 @@ struct Entries<T> {
     hosts: HashMap<String, Ports<T>>,
     /// The number of host and port pairs, across all hosts.
     len: usize,
-    /// The number of pairs at which the table next forgets idle ones: at
-    /// least [`MAX_HOSTS`], and twice the pairs that calls held the last
-    /// time, so that held pairs do not make every new host scan the table.
+    /// The number of pairs at which the table next removes idle ones: at
+    /// least [`MAX_HOSTS`], and twice the pairs in use the last time, so
+    /// that pairs in use do not make every new host scan the table.
     limit: usize,
 }
 
@@ -59,7 +59,7 @@ impl<T: Default> HostTable<T> {
             }
         }
         if *len >= *limit {
-            forget_idle(hosts);
+            remove_idle(hosts);
             *len = hosts.values().map(Vec::len).sum();
             *limit = MAX_HOSTS.max(2 * *len);
         }
@@ -73,9 +73,9 @@ impl<T: Default> HostTable<T> {
     }
 }
 
-/// Forgets the states that no call in flight holds. A state that a call
-/// holds stays, so that the call and the calls after it keep sharing it.
-fn forget_idle<T>(hosts: &mut HashMap<String, Ports<T>>) {
+/// Removes the states that no call in flight uses. A state in use stays, so
+/// that its call and the calls after it keep sharing it.
+fn remove_idle<T>(hosts: &mut HashMap<String, Ports<T>>) {
     hosts.retain(|_, ports| {
         ports.retain(|(_, state)| Arc::strong_count(state) > 1);
         !ports.is_empty()
@@ -110,40 +110,40 @@ mod tests {
     }
 
     #[test]
-    fn full_table_forgets_idle_hosts() {
+    fn full_table_removes_idle_hosts() {
         let table = HostTable::default();
         for port in 0..MAX_HOSTS as u16 {
             add(&table, "a.test", Some(port), 1);
         }
-        let held = table.get("a.test", Some(0));
+        let in_use = table.get("a.test", Some(0));
 
         add(&table, "new.test", None, 1);
 
         assert_eq!(count(&table, "new.test", None), 1);
-        assert_eq!(count(&table, "a.test", Some(1)), 0, "idle entry forgotten");
-        assert_eq!(count(&table, "a.test", Some(0)), 1, "held entry kept");
-        assert!(Arc::ptr_eq(&held, &table.get("a.test", Some(0))));
+        assert_eq!(count(&table, "a.test", Some(1)), 0, "idle entry removed");
+        assert_eq!(count(&table, "a.test", Some(0)), 1, "entry in use kept");
+        assert!(Arc::ptr_eq(&in_use, &table.get("a.test", Some(0))));
     }
 
     #[test]
-    fn held_hosts_are_never_forgotten() {
+    fn hosts_in_use_are_kept() {
         let table: HostTable<AtomicU32> = HostTable::default();
-        let held: Vec<_> = (0..MAX_HOSTS as u16)
+        let in_use: Vec<_> = (0..MAX_HOSTS as u16)
             .map(|port| table.get("a.test", Some(port)))
             .collect();
-        held[0].fetch_add(1, Ordering::Relaxed);
+        in_use[0].fetch_add(1, Ordering::Relaxed);
 
         add(&table, "new.test", None, 1);
 
         assert_eq!(count(&table, "new.test", None), 1);
         assert_eq!(count(&table, "a.test", Some(0)), 1, "still shared");
-        assert!(Arc::ptr_eq(&held[0], &table.get("a.test", Some(0))));
+        assert!(Arc::ptr_eq(&in_use[0], &table.get("a.test", Some(0))));
     }
 
     #[test]
-    fn held_hosts_raise_the_next_limit() {
+    fn hosts_in_use_raise_next_limit() {
         let table: HostTable<AtomicU32> = HostTable::default();
-        let held: Vec<_> = (0..MAX_HOSTS as u16)
+        let in_use: Vec<_> = (0..MAX_HOSTS as u16)
             .map(|port| table.get("a.test", Some(port)))
             .collect();
         add(&table, "new.test", None, 1);
@@ -156,9 +156,9 @@ mod tests {
         assert_eq!(
             entries.len,
             2 * MAX_HOSTS,
-            "nothing forgotten below the limit"
+            "nothing removed below the limit"
         );
         assert_eq!(entries.limit, 2 * MAX_HOSTS);
-        drop(held);
+        drop(in_use);
     }
 }

@@ -278,7 +278,7 @@ impl Middleware for TimeoutMiddleware {
         let started = Instant::now();
         let host = config.hosts.get(target.host(), target.port());
         config.budgets.deposit(&host.budget, started);
-        // A body that `Request::try_clone` cannot copy is a stream; asking
+        // A body that `Request::try_clone` cannot copy is a stream. Asking
         // the body avoids making a copy only to throw it away.
         let streamed = request.body().is_some_and(|body| body.as_bytes().is_none());
         let buffer_body = config.buffer_request_streams > 0 && streamed;

@@ -207,8 +207,8 @@ mod tests {
 
     #[test]
     fn punctuation_after_a_query_goes_with_it() {
-        // A comma may belong to the query, so the query ends only at
-        // whitespace, and a comma after it is removed as part of it.
+        // A comma may belong to the query, so it does not end the URL, and
+        // a comma after the query is removed with it.
         let text = "failed for http://h.test/p?a=1,token=tk, then stopped";
 
         assert_eq!(
@@ -232,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn quote_or_backtick_inside_a_url_does_not_end_it() {
+    fn quote_inside_url_keeps_it_whole() {
         let text = "rejected http://alice:pa'ss@h.test/p?q=`x`&api_key=k#x'f done";
 
         assert_eq!(without_url_secrets(text), "rejected http://h.test/p done");
