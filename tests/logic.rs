@@ -762,20 +762,28 @@ impl Middleware for SideCall {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn separate_call_inside_the_chain_keeps_its_limits() {
+/// Returns a chain whose middleware makes a side call, with
+/// `reuse_extensions` as [`SideCall`] takes it, to a server that never
+/// responds, under a 100 ms attempt timeout. The chain's own calls get `200`.
+fn chain_with_side_call(reuse_extensions: bool) -> (ClientWithMiddleware, SideOutcomes) {
     let hanging = Script::new(vec![Reply::Hang]);
     let side = client(
         fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
         &hanging,
     );
-    let (side_call, outcomes) = SideCall::new(side, false);
+    let (side_call, outcomes) = SideCall::new(side, reuse_extensions);
     let script = Script::new(vec![Reply::Status(200)]);
-    let client = ClientBuilder::new(reqwest::Client::new())
+    let chain = ClientBuilder::new(reqwest::Client::new())
         .with(fixed_schedule().max_retries(0).build().unwrap())
         .with(side_call)
-        .with(script.clone())
+        .with(script)
         .build();
+    (chain, outcomes)
+}
+
+#[tokio::test(start_paused = true)]
+async fn separate_call_inside_the_chain_keeps_its_limits() {
+    let (client, outcomes) = chain_with_side_call(false);
     let start = Instant::now();
 
     let response = client.get(URL).send().await.unwrap();
@@ -823,18 +831,7 @@ async fn stacked_layers_with_copied_extensions_between() {
 
 #[tokio::test(start_paused = true)]
 async fn side_call_reusing_its_extensions_keeps_limits() {
-    let hanging = Script::new(vec![Reply::Hang]);
-    let side = client(
-        fixed_schedule().attempt_timeout(100 * MS).max_retries(0),
-        &hanging,
-    );
-    let (side_call, outcomes) = SideCall::new(side, true);
-    let script = Script::new(vec![Reply::Status(200)]);
-    let client = ClientBuilder::new(reqwest::Client::new())
-        .with(fixed_schedule().max_retries(0).build().unwrap())
-        .with(side_call)
-        .with(script.clone())
-        .build();
+    let (client, outcomes) = chain_with_side_call(true);
 
     let first = client.get(URL).send().await.unwrap();
     let second = client.get(URL).send().await.unwrap();
