@@ -26,7 +26,7 @@ use crate::limit::Limit;
 use crate::middleware::{Config, MarkedExtensions};
 use crate::phase::Phase;
 use crate::policy::is_retryable_status;
-use crate::replay::buffer_small_body;
+use crate::replay::{buffer_small_body, has_streamed_body};
 use crate::retry_after::parse_retry_after;
 use crate::target::Target;
 use crate::{pattern, probe};
@@ -583,7 +583,7 @@ fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
             return (copy, true);
         }
     }
-    let copyable = request.body().is_none_or(|body| body.as_bytes().is_some());
+    let copyable = !has_streamed_body(request);
     let stand_in = Request::new(request.method().clone(), request.url().clone());
     (mem::replace(request, stand_in), copyable)
 }

@@ -20,6 +20,7 @@ use crate::host_state::HostState;
 use crate::host_table::HostTable;
 use crate::overrides::{validate_request_timeout, RequestOverrides};
 use crate::policy::{is_idempotent, IDEMPOTENCY_KEY};
+use crate::replay::has_streamed_body;
 use crate::target::Target;
 
 /// The settings of a built middleware, checked by the builder.
@@ -278,10 +279,7 @@ impl Middleware for TimeoutMiddleware {
         let started = Instant::now();
         let host = config.hosts.get(target.host(), target.port());
         config.budgets.deposit(&host.budget, started);
-        // A body that `Request::try_clone` cannot copy is a stream. Asking
-        // the body avoids making a copy only to throw it away.
-        let streamed = request.body().is_some_and(|body| body.as_bytes().is_none());
-        let buffer_body = config.buffer_request_streams > 0 && streamed;
+        let buffer_body = config.buffer_request_streams > 0 && has_streamed_body(&request);
         let call = Call {
             config,
             attempt_timeout: overrides.attempt_timeout.unwrap_or(config.attempt_timeout),

@@ -12,6 +12,13 @@ use reqwest::{Body, Request};
 
 use crate::error::BoxError;
 
+/// Returns whether `request` has a streamed body, which
+/// `Request::try_clone` cannot copy. Asking the body is cheaper than a copy
+/// made only to see whether it fails.
+pub(crate) fn has_streamed_body(request: &Request) -> bool {
+    request.body().is_some_and(|body| body.as_bytes().is_none())
+}
+
 /// Reads a streamed request body into memory when it is at most `max_bytes`
 /// long, so that the request can be cloned. A longer body, one with trailers,
 /// one that fails, or one that does not end within `time_limit` is sent as it
