@@ -21,6 +21,7 @@ use crate::classify::{classify_error, classify_timeout, AttemptContext, Classifi
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
+use crate::first_hop::{self, Hop};
 use crate::host_state::HostState;
 use crate::limit::Limit;
 use crate::middleware::{Config, MarkedExtensions};
@@ -144,11 +145,18 @@ impl<'c> Call<'c> {
                     next.clone().run(sent, &mut *extensions.0),
                 );
                 let outcome = attempt.limit_timer(exchange).await;
-                let (result, record) = if self.config.body.buffer {
+                let (mut result, record) = if self.config.body.buffer {
                     self.end_buffered(outcome, &attempt).await
                 } else {
                     self.end_exchange(outcome, &attempt)
                 };
+                if let Err(classified) = &mut result {
+                    if self.must_locate(classified) {
+                        // Boxed, because the lookup's state would otherwise
+                        // enlarge every call's future.
+                        Box::pin(self.locate_failure(classified)).await;
+                    }
+                }
                 let wait = match self.decide(result, record, &attempt) {
                     Step::Retry(wait) => wait,
                     Step::Respond(response) => return Ok(response),
@@ -187,6 +195,45 @@ impl<'c> Call<'c> {
             resendable,
         };
         (attempt, sent)
+    }
+
+    /// Returns whether a failure before the request was written has to be
+    /// placed at the first hop or at a redirect's: to prove that a request
+    /// that may not be sent twice can be sent again, or to name the address
+    /// that failed.
+    fn must_locate(&self, classified: &Classified) -> bool {
+        let needs_proof = !self.may_resend && classified.failure.retryable;
+        classified.not_sent && (needs_proof || classified.failure.connect_addr.is_some())
+    }
+
+    /// Places a failure before the request was written at the request's own
+    /// host and port or at a redirect's, and keeps it as proof that nothing
+    /// was sent only in the first case.
+    async fn locate_failure(&self, classified: &mut Classified) {
+        let budget = self
+            .deadline
+            .remaining(Instant::now())
+            .min(self.attempt_timeout);
+        let failure = &mut classified.failure;
+        let hop =
+            first_hop::locate(&self.target, failure.phase, failure.connect_addr, budget).await;
+        classified.not_sent = hop == Hop::First;
+        let evidence = match hop {
+            Hop::First => return,
+            Hop::Redirected(addr) => {
+                failure.redirected = true;
+                match addr {
+                    Some(addr) => format!(
+                        "the connection that failed went to {addr}, not to the request's host and port, so the server had received the request and redirected it there"
+                    ),
+                    None => "the name lookup that failed was not for the request's host, so the server had received the request and redirected it to another host".to_owned(),
+                }
+            }
+            Hop::Unknown if !self.may_resend => "the failure may have come after a redirect, which the client follows within an attempt, so the server may have received the request".to_owned(),
+            Hop::Unknown => return,
+        };
+        tracing::debug!(hop = ?hop, "placed a failure before the request was written");
+        failure.evidence.insert(0, evidence);
     }
 
     /// Returns the response or the classified failure of an attempt whose
@@ -383,8 +430,14 @@ impl<'c> Call<'c> {
         if !self.config.active_probe || !worth_probing(failure) {
             return;
         }
-        let Some(port) = self.target.port() else {
-            return;
+        // A redirect's address, when the failure happened there.
+        let (host, port) = match (failure.redirected, failure.connect_addr) {
+            (false, _) => match self.target.port() {
+                Some(port) => (self.target.host().to_owned(), port),
+                None => return,
+            },
+            (true, Some(addr)) => (addr.ip().to_string(), addr.port()),
+            (true, None) => return,
         };
         let budget = self
             .deadline
@@ -393,7 +446,7 @@ impl<'c> Call<'c> {
         if budget < MIN_PROBE_TIME {
             return;
         }
-        let report = probe::probe(self.target.host(), port, budget).await;
+        let report = probe::probe(&host, port, budget).await;
         tracing::debug!(probe = %report, "probed the request's host and port");
         if report.all_connected() && failure.note.is_some() {
             // The server accepts connections, so the other cause that the
@@ -422,6 +475,8 @@ impl<'c> Call<'c> {
             probe: None,
             source: None,
             progress: None,
+            connect_addr: None,
+            redirected: false,
         };
         let elapsed = self.deadline.elapsed(now);
         Error::new(

@@ -20,6 +20,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub(crate) struct Classified {
     pub(crate) failure: Failure,
     /// Whether the failure proves that the server never received the
     /// request, which makes sending a non-idempotent request again safe.
+    /// The client follows redirects within one attempt, so this holds only
+    /// once [`first_hop`](crate::first_hop) places the failure at the
+    /// request's own host and port.
     pub(crate) not_sent: bool,
 }
 
@@ -124,6 +128,7 @@ pub(crate) fn classify_error(
     };
     let facts = ChainFacts::collect(&error);
     let mut classified = classify_reqwest(&error, &facts, context);
+    classified.failure.connect_addr = facts.connect_addr;
     classified.failure.source = Some(Arc::new(error));
     classified
 }
@@ -140,7 +145,12 @@ fn classify_middleware_error(
     context: &AttemptContext<'_>,
 ) -> Classified {
     let mut classified = match nested_reqwest_error(&error) {
-        Some(nested) => classify_reqwest(nested, &ChainFacts::collect(nested), context),
+        Some(nested) => {
+            let facts = ChainFacts::collect(nested);
+            let mut classified = classify_reqwest(nested, &facts, context);
+            classified.failure.connect_addr = facts.connect_addr;
+            classified
+        }
         None => failure(Phase::Send, Diagnosis::Other, false, None).not_retryable(),
     };
     let text = redact::without_url_secrets(&error_chain_text(&error));
@@ -338,6 +348,8 @@ fn failure(
             probe: None,
             source: None,
             progress: None,
+            connect_addr: None,
+            redirected: false,
         },
         not_sent: false,
     }
@@ -365,6 +377,8 @@ struct ChainFacts {
     /// hyper-util's "tcp connect error": the failure happened while opening
     /// the TCP connection, after DNS and before TLS.
     tcp_connect: bool,
+    /// The address that the failed TCP connect went to.
+    connect_addr: Option<SocketAddr>,
     /// A reqwest error of the body kind, or hyper's body read error.
     body: bool,
     /// hyper's error for a failure on the caller's side, most often of the
@@ -378,6 +392,16 @@ struct ChainFacts {
     not_http_reply: bool,
     /// The reason the client rejected the server's certificate, if it did.
     certificate: Option<CertificateProblem>,
+}
+
+/// Returns the address in the `Debug` text of hyper-util 0.1's
+/// `ConnectError`, such as `ConnectError("tcp connect error", 127.0.0.1:8080,
+/// Os { .. })`: the error keeps it in a private field that only `Debug`
+/// shows. Returns `None` for any other shape.
+fn connect_error_addr(debug: &str) -> Option<SocketAddr> {
+    let rest = debug.strip_prefix("ConnectError(\"tcp connect error\", ")?;
+    let end = rest.find([',', ')'])?;
+    rest[..end].parse().ok()
 }
 
 /// A reason for rejecting the server's certificate, read from the message
@@ -474,6 +498,7 @@ impl ChainFacts {
         // `ConnectError`.
         if message == "tcp connect error" {
             self.tcp_connect = true;
+            self.connect_addr = connect_error_addr(&format!("{source:?}"));
         }
         self.note_resolver_message(&message);
     }
@@ -525,7 +550,35 @@ impl ChainFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::CertificateProblem;
+    use super::{connect_error_addr, CertificateProblem};
+
+    #[test]
+    fn connect_error_addr_read_from_hyper_util_debug() {
+        let cases = [
+            (
+                r#"ConnectError("tcp connect error", 127.0.0.1:8080, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })"#,
+                Some("127.0.0.1:8080"),
+            ),
+            (
+                r#"ConnectError("tcp connect error", [::1]:443, Custom { kind: TimedOut })"#,
+                Some("[::1]:443"),
+            ),
+            (
+                r#"ConnectError("tcp connect error", [::1]:443)"#,
+                Some("[::1]:443"),
+            ),
+            (r#"ConnectError("dns error", Custom { kind: Other })"#, None),
+            (
+                r#"ConnectError("tcp connect error", Os { code: 111 })"#,
+                None,
+            ),
+        ];
+
+        for (debug, expected) in cases {
+            let expected = expected.map(|addr| addr.parse().unwrap());
+            assert_eq!(connect_error_addr(debug), expected, "{debug}");
+        }
+    }
 
     #[test]
     fn certificate_problem_read_from_rustls_message() {

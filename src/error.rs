@@ -1,6 +1,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +105,11 @@ pub(crate) struct Failure {
     /// How far the request body (in `Phase::Send`) or the response body (in
     /// `Phase::Body`) got.
     pub(crate) progress: Option<BodyProgress>,
+    /// The address of the TCP connect that failed, when the error names it.
+    pub(crate) connect_addr: Option<SocketAddr>,
+    /// Whether the failure happened at the target of a redirect rather than
+    /// at the request's own host and port.
+    pub(crate) redirected: bool,
 }
 
 impl Error {

@@ -59,6 +59,7 @@ mod config_error;
 mod deadline;
 mod diagnosis;
 mod error;
+mod first_hop;
 mod format;
 mod host_state;
 mod host_table;

@@ -101,6 +101,32 @@ async fn outer_reqwest_retry_does_not_resend_post_after_503() {
 }
 
 #[tokio::test]
+async fn outer_reqwest_retry_does_not_resend_post_after_redirect_to_refused_port() {
+    let closed = support::closed_port();
+    let location = format!("http://{closed}/receipt");
+    let server = support::Sequence::start(vec![support::response(
+        "303 See Other",
+        &[("Location", &location)],
+        b"",
+    )])
+    .await;
+    let client = retry_outside(TimeoutAwareStrategy::default());
+
+    let err = client
+        .post(server.url("/pay"))
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert!(!error.is_retryable(), "{error:#}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused);
+    tokio::time::sleep(300 * MS).await;
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
 async fn outer_reqwest_retry_retries_get_after_503() {
     let server = support::Sequence::start(vec![support::response(
         "503 Service Unavailable",

@@ -232,6 +232,8 @@ impl GuardedBody {
                 note: None,
                 source: Some(Arc::new(stall)),
                 progress: None,
+                connect_addr: None,
+                redirected: false,
                 retryable: true,
                 evidence: Vec::new(),
                 probe: None,

@@ -90,6 +90,8 @@ impl HeaderTimedOut {
                 note: (!self.after_upload).then_some(AmbiguityNote::ConnectOrHeaders),
                 source: Some(Arc::new(self)),
                 progress: None,
+                connect_addr: None,
+                redirected: false,
                 retryable: true,
                 evidence: Vec::new(),
                 probe: None,

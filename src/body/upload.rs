@@ -283,6 +283,8 @@ mod tests {
                 note: None,
                 source: None,
                 progress: None,
+                connect_addr: None,
+                redirected: false,
                 retryable: true,
                 evidence: Vec::new(),
                 probe: None,

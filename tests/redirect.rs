@@ -1,0 +1,118 @@
+//! Failures after a redirect. reqwest follows redirects within one attempt,
+//! and its error names the request's URL, so a refused connect on a later
+//! hop looks like one on the first, though the first server has received
+//! the request.
+
+mod support;
+
+use std::time::Duration;
+
+use http::Method;
+use reqwest_timeout::{Diagnosis, Phase, StopReason};
+use support::{
+    client_builder, closed_port, diagnosed, response, timeouts, with_timeouts, Sequence,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Starts a server that answers every request with `status` and a
+/// `Location` on a port where nothing listens, and returns it with that
+/// port's address.
+async fn redirect_to_closed_port(status: &str) -> (Sequence, std::net::SocketAddr) {
+    let closed = closed_port();
+    let location = format!("http://{closed}/receipt");
+    let server = Sequence::start(vec![response(status, &[("Location", &location)], b"")]).await;
+    (server, closed)
+}
+
+#[tokio::test]
+async fn post_redirected_with_303_to_a_refused_port_is_sent_once() {
+    let (server, closed) = redirect_to_closed_port("303 See Other").await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+
+    let err = client
+        .post(server.url("/pay"))
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(server.requests(), 1, "the POST was sent again: {message}");
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(Method::POST)
+    );
+    assert!(!error.is_retryable(), "{message}");
+    assert_eq!(error.phase(), Phase::Connect);
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused);
+    assert!(message.contains(&closed.to_string()), "{message}");
+    assert!(message.contains("redirected it there"), "{message}");
+}
+
+#[tokio::test]
+async fn post_redirected_with_307_to_a_refused_port_is_sent_once() {
+    let (server, closed) = redirect_to_closed_port("307 Temporary Redirect").await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+
+    let err = client
+        .post(server.url("/pay"))
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(server.requests(), 1, "the POST was sent again: {error}");
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(Method::POST)
+    );
+    assert!(
+        error.evidence()[0].contains(&closed.to_string()),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn get_redirected_to_a_refused_port_is_retried_and_probes_that_port() {
+    let (server, closed) = redirect_to_closed_port("302 Found").await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 3_000 * MS, 2).active_probe(true),
+    );
+
+    let err = client.get(server.url("/report")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(server.requests(), 3, "{error:#}");
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+    assert!(
+        error.evidence()[0].contains(&closed.to_string()),
+        "{error:#}"
+    );
+    let probe = error.probe().expect("a refused connect is probed");
+    let probed: Vec<_> = probe.results().iter().map(|result| result.addr()).collect();
+    assert_eq!(probed, vec![closed], "{error:#}");
+}
+
+#[tokio::test]
+async fn refused_post_to_localhost_is_resent_after_a_lookup() {
+    let closed = closed_port();
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 2));
+
+    let err = client
+        .post(format!("http://localhost:{}/orders", closed.port()))
+        .body("order")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused, "{error:#}");
+    assert_eq!(error.attempts(), 3, "{error:#}");
+    assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
+    assert!(!error.to_string().contains("redirect"), "{error}");
+}
