@@ -195,7 +195,10 @@ pub enum StopReason {
     /// The response body failed while the caller was reading it, after the
     /// middleware had returned the response, so no attempt could follow.
     /// Buffered mode reads the body within the attempt and retries such
-    /// failures.
+    /// failures. A request that may not be sent twice, such as a `POST`
+    /// without an `Idempotency-Key`, stops with
+    /// [`NotIdempotent`](StopReason::NotIdempotent) instead, because the
+    /// server that answered has received it.
     Streaming,
 }
 

@@ -504,6 +504,7 @@ impl<'c> Call<'c> {
             self.deadline.start(),
             started,
             limit,
+            self.may_resend,
         )
     }
 

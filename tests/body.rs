@@ -337,6 +337,52 @@ async fn close_mid_body_is_connection_closed() {
 }
 
 #[tokio::test]
+async fn post_body_reset_is_not_retryable() {
+    let server = ResetMidBody::always(Framing::ContentLength).await;
+    let client = with_timeouts(client_builder(), timeouts(2_000 * MS, 4_000 * MS, 2));
+    let response = client
+        .post(server.url("/orders"))
+        .body("order")
+        .send()
+        .await
+        .expect("the response headers arrive");
+
+    let err = response.bytes().await.unwrap_err();
+
+    let error = diagnosed_body(&err);
+    assert_eq!(error.phase(), Phase::Body, "{error}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectionClosed, "{error}");
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    assert!(!error.is_retryable(), "{error}");
+    assert!(
+        !error.to_string().contains("buffer_response_body"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn post_body_reset_with_idempotency_key_is_retryable() {
+    let server = ResetMidBody::always(Framing::ContentLength).await;
+    let client = with_timeouts(client_builder(), timeouts(2_000 * MS, 4_000 * MS, 2));
+    let response = client
+        .post(server.url("/orders"))
+        .header("Idempotency-Key", "order-7")
+        .body("order")
+        .send()
+        .await
+        .expect("the response headers arrive");
+
+    let err = response.bytes().await.unwrap_err();
+
+    let error = diagnosed_body(&err);
+    assert_eq!(error.stop_reason(), &StopReason::Streaming);
+    assert!(error.is_retryable(), "{error}");
+}
+
+#[tokio::test]
 async fn reset_mid_body_is_connection_closed() {
     for framing in Framing::ALL {
         let server = ResetMidBody::always(framing).await;

@@ -38,6 +38,9 @@ pub(crate) struct BodyContext {
     call_started: Instant,
     attempt_started: Instant,
     limit: AttemptLimit,
+    /// Whether the request may be sent again after it reached the server,
+    /// which decides whether a later call is safe after the body failed.
+    may_resend: bool,
     /// The middleware's span for the call, so that a failure logged while
     /// the caller reads the body names the call.
     span: tracing::Span,
@@ -63,6 +66,7 @@ impl BodyContext {
         call_started: Instant,
         attempt_started: Instant,
         limit: AttemptLimit,
+        may_resend: bool,
     ) -> Self {
         BodyContext {
             method: method.clone(),
@@ -71,6 +75,7 @@ impl BodyContext {
             call_started,
             attempt_started,
             limit,
+            may_resend,
             span: tracing::Span::current(),
         }
     }
@@ -324,13 +329,20 @@ impl GuardedBody {
         } else {
             io::ErrorKind::Other
         };
+        // The server answered, so it received the request: another call
+        // is safe only for a request that may be sent twice.
+        let stop = if context.may_resend {
+            StopReason::Streaming
+        } else {
+            StopReason::NotIdempotent(context.method.clone())
+        };
         let error = Error::new(
             context.method.clone(),
             context.target.clone(),
             failure,
             history,
             now.saturating_duration_since(context.call_started),
-            StopReason::Streaming,
+            stop,
         );
         tracing::debug!(
             parent: &context.span,
@@ -482,6 +494,7 @@ mod tests {
             now,
             now,
             limit,
+            true,
         );
         let body = reqwest::Body::wrap(ChannelBody(receiver));
         let guard = GuardedBody::new(body, &settings, Some(100), context, now);
