@@ -52,7 +52,7 @@ impl BodySettings {
             }
         }
         if let Some(min) = self.min_throughput {
-            min.validate()?;
+            min.validate(attempt_timeout)?;
         }
         if self.max_buffered_len == 0 {
             return Err(ConfigError::new(
@@ -175,7 +175,14 @@ impl MinThroughput {
         self.grace_period
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Returns the waiting time before the first check: the grace period,
+    /// and at least one full window, so that the rate never rests on a few
+    /// milliseconds of waiting.
+    pub(crate) fn first_check(&self) -> Duration {
+        self.grace_period.max(self.window)
+    }
+
+    fn validate(&self, attempt_timeout: Duration) -> Result<(), ConfigError> {
         if self.bytes_per_second == 0 {
             return Err(ConfigError::new(
                 "min_body_throughput",
@@ -193,6 +200,21 @@ impl MinThroughput {
                     DisplayDuration(self.window),
                     DisplayDuration(MIN_THROUGHPUT_WINDOW),
                     DisplayDuration(MIN_THROUGHPUT_WINDOW),
+                ),
+            ));
+        }
+        if self.first_check() > attempt_timeout {
+            return Err(ConfigError::new(
+                "min_body_throughput",
+                format!(
+                    "min_body_throughput first checks the rate after {} of waiting (the longer of \
+                     its window {} and grace period {}), which is longer than attempt_timeout {}, \
+                     so it could never fire; shorten them with MinThroughput::with_window and \
+                     with_grace_period, or raise attempt_timeout",
+                    DisplayDuration(self.first_check()),
+                    DisplayDuration(self.window),
+                    DisplayDuration(self.grace_period),
+                    DisplayDuration(attempt_timeout),
                 ),
             ));
         }
@@ -264,7 +286,10 @@ impl TimeoutMiddlewareBuilder {
     /// When the rate falls below the minimum, reading the body fails in
     /// [`Phase::Body`](crate::Phase::Body) with
     /// [`Diagnosis::BodyStalled`](crate::Diagnosis::BodyStalled) and
-    /// [`Limit::MinBodyThroughput`](crate::Limit::MinBodyThroughput).
+    /// [`Limit::MinBodyThroughput`](crate::Limit::MinBodyThroughput). The
+    /// rate is first checked after the longer of the window and the grace
+    /// period, 5 s each by default, so `build` rejects a minimum whose first
+    /// check comes after the attempt timeout: it could never fire.
     ///
     /// Default is off.
     pub fn min_body_throughput(mut self, min: MinThroughput) -> Self {
@@ -353,6 +378,38 @@ mod tests {
         assert!(!settings.buffer);
         assert_eq!(settings.max_buffered_len, 8 * 1024 * 1024);
         assert!(settings.track_request_body);
+    }
+
+    #[test]
+    fn throughput_checked_after_the_attempt_timeout_is_rejected() {
+        let builder = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(2_000 * MS)
+            .min_body_throughput(MinThroughput::new(1_000));
+
+        let err = build(builder).unwrap_err();
+
+        assert_eq!(err.setting(), "min_body_throughput");
+        assert_eq!(
+            err.to_string(),
+            "invalid min_body_throughput: min_body_throughput first checks the rate after 5s of \
+             waiting (the longer of its window 5s and grace period 5s), which is longer than \
+             attempt_timeout 2s, so it could never fire; shorten them with \
+             MinThroughput::with_window and with_grace_period, or raise attempt_timeout"
+        );
+    }
+
+    #[test]
+    fn throughput_checked_within_the_attempt_timeout_builds() {
+        let min = MinThroughput::new(1_000)
+            .with_window(1_000 * MS)
+            .with_grace_period(2_000 * MS);
+        let builder = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(2_000 * MS)
+            .min_body_throughput(min);
+
+        let built = build(builder);
+
+        assert!(built.is_ok(), "{built:?}");
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl BodyWatch {
         if let (Some(min), Some(window)) = (self.min_throughput, &mut self.window) {
             let clock = self.waited.saturating_add(current_wait);
             window.advance_to(clock);
-            if clock >= first_throughput_check(min) && window.is_below(min.bytes_per_second()) {
+            if clock >= min.first_check() && window.is_below(min.bytes_per_second()) {
                 return Err(Stall::Throughput {
                     min,
                     observed: window.rate().unwrap_or(0.0),
@@ -152,7 +152,7 @@ impl BodyWatch {
             // Waiting time passes no faster than real time, so a check this
             // far ahead in real time comes no later than the one that is due.
             let clock = self.waited.saturating_add(self.current_wait(now));
-            let first = first_throughput_check(min);
+            let first = min.first_check();
             let until = if clock < first {
                 first - clock
             } else {
@@ -187,13 +187,6 @@ impl BodyWatch {
         self.waiting_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
-}
-
-/// Returns the waiting time of the first throughput check: after the grace
-/// period, and after one full window, so that the rate never rests on a few
-/// milliseconds of waiting.
-fn first_throughput_check(min: MinThroughput) -> Duration {
-    min.grace_period().max(min.window())
 }
 
 impl Stall {
