@@ -176,8 +176,9 @@ pub enum StopReason {
     Completed,
     /// The configured number of retries was used up.
     MaxRetries(u32),
-    /// The next attempt would have started after the total deadline, or the
-    /// last attempt ran until the deadline.
+    /// Too little time was left before the total deadline for another
+    /// attempt: the next wait would have ended less than 10 ms before it,
+    /// or the last attempt ran until it.
     Deadline,
     /// The method is not idempotent and the request may have reached the
     /// server, so sending it again could repeat its effect.
@@ -207,7 +208,9 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Completed => f.write_str("completed"),
             StopReason::MaxRetries(retries) => write!(f, "max retries ({retries}) reached"),
-            StopReason::Deadline => f.write_str("no time left before the total deadline"),
+            StopReason::Deadline => {
+                f.write_str("too little time left before the total deadline for another attempt")
+            }
             StopReason::NotIdempotent(method) => write!(
                 f,
                 "not retried: the {method} may have reached the server and is not idempotent"

@@ -68,8 +68,9 @@ struct Inner {
 /// Another cause that the error of the last attempt cannot rule out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AmbiguityNote {
-    /// A request timeout fired before the headers: without a client
-    /// `connect_timeout`, a connect that never completed looks the same.
+    /// A request timeout fired before the headers: unless the middleware
+    /// knows a client `connect_timeout` shorter than the limit, a connect
+    /// that never completed looks the same.
     ConnectOrHeaders,
     /// The client's connect timeout fired outside the TCP connect of an
     /// `https://` request to a host name: DNS or the TLS handshake.
@@ -80,7 +81,7 @@ impl AmbiguityNote {
     pub(crate) fn text(self) -> &'static str {
         match self {
             AmbiguityNote::ConnectOrHeaders => {
-                "or a connect that never completed, which looks the same when the client sets no connect_timeout"
+                "or a connect that never completed, which looks the same unless the middleware knows a client connect_timeout shorter than this limit (see configure_client)"
             }
             AmbiguityNote::DnsOrTls => {
                 "or a DNS lookup that did not finish, which the client's connect_timeout also covers"

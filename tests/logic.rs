@@ -429,6 +429,11 @@ async fn no_wait_runs_past_deadline() {
         vec![Duration::ZERO, Duration::from_secs(1)]
     );
     assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
+    // 1.5 s were left, so the reason names the next attempt, not an empty budget.
+    assert_eq!(
+        attempts(&response).stop_reason().to_string(),
+        "too little time left before the total deadline for another attempt"
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(1));
 }
 

@@ -170,6 +170,43 @@ async fn header_stall_with_known_connect_timeout_names_one_cause() {
 }
 
 #[tokio::test]
+async fn header_stall_under_the_connect_timeout_names_both_causes() {
+    let server = StallHead::start().await;
+    let middleware = timeouts(300 * MS, 1_000 * MS, 0)
+        .connect_timeout(100 * MS)
+        .build()
+        .unwrap();
+    let client = middleware
+        .configure_client(client_builder())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build();
+
+    // The request's own timeout is the limit, and it is below the connect
+    // timeout, so a connect that never completed would end the same way.
+    let err = client
+        .get(server.url("/"))
+        .timeout(80 * MS)
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.diagnosis(), Diagnosis::ServerStalled);
+    assert_eq!(error.limit(), Some(Limit::RequestTimeout(80 * MS)));
+    assert!(
+        message.contains(
+            "or a connect that never completed, which looks the same unless the middleware knows \
+             a client connect_timeout shorter than this limit"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn client_read_timeout_firing_first_is_named() {
     let server = StallHead::start().await;
     let client = with_timeouts(
