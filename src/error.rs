@@ -31,13 +31,21 @@ pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 /// [`reqwest_middleware::Error::Middleware`]. When the response body fails
 /// while the caller reads it, the caller gets a [`reqwest::Error`] instead,
 /// with this error inside an [`io::Error`] in its sources. [`Error::find`]
-/// gets it back from either. Its [`source`](StdError::source) is the error of
-/// the last attempt, as the layer below returned it, without reqwest's URL.
+/// gets it back from either.
 ///
-/// NOTE: text that another layer wrote into its own error stays as it is in
-/// the sources. The message, `Debug`, [`report`](Error::report) and the
-/// attempts' [`error`](crate::AttemptRecord::error) texts remove the
-/// userinfo, query and fragment of every URL in it.
+/// Its [`source`](StdError::source) is the error of the last attempt:
+/// - reqwest's error, without its URL, with the errors below it as they are;
+/// - when another middleware further down the chain failed, a copy of that
+///   middleware's error text without the userinfo, query and fragment of any
+///   URL in it, so it cannot be downcast to that middleware's type;
+/// - when the middleware's own timer ended the attempt, an error that says
+///   so; none when the deadline left no time for a first attempt.
+///
+/// NOTE: text that reqwest's sources, such as hyper's or an `io::Error`,
+/// wrote into their own messages stays as it is. The message, `Debug`,
+/// [`report`](Error::report) and the attempts'
+/// [`error`](crate::AttemptRecord::error) texts remove the userinfo, query
+/// and fragment of every URL in it.
 ///
 /// The message is one line. It names the method, host, port and path (never
 /// the userinfo or the query string), what failed and the limit that fired.

@@ -7,7 +7,8 @@ use crate::attempt::{Attempts, StopReason};
 use crate::error::Error;
 
 /// A [`RetryableStrategy`] for `reqwest-retry`'s `RetryTransientMiddleware`
-/// that recognises this crate's errors.
+/// that recognises this crate's errors. Available with the `reqwest-retry`
+/// feature.
 ///
 /// `reqwest-retry` receives this middleware's failures as opaque
 /// `reqwest_middleware::Error::Middleware` errors and treats them as fatal.

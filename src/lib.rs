@@ -28,11 +28,12 @@
 //! let timeouts = TimeoutMiddleware::builder()
 //!     .attempt_timeout(Duration::from_secs(5))
 //!     .total_timeout(Duration::from_secs(20))
+//!     .connect_timeout(Duration::from_secs(1))
 //!     .max_retries(3)
 //!     .build()?;
-//! let client = ClientBuilder::new(reqwest::Client::new())
-//!     .with(timeouts)
-//!     .build();
+//! // Lets errors tell a stalled connect from a stalled server.
+//! let client = timeouts.configure_client(reqwest::Client::builder()).build()?;
+//! let client = ClientBuilder::new(client).with(timeouts).build();
 //!
 //! match client.get("http://localhost:8080/health").send().await {
 //!     Ok(response) => println!("status {}", response.status()),
