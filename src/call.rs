@@ -422,10 +422,14 @@ impl<'c> Call<'c> {
     async fn explain(&self, failure: &mut Failure) {
         let recent = self.host.latency.slowest();
         let finding = pattern::assess(&self.history, recent);
-        if let Some(diagnosis) = finding.diagnosis {
-            failure.diagnosis = diagnosis;
+        match finding.diagnosis {
+            // The evidence for a new diagnosis comes first.
+            Some(diagnosis) => {
+                failure.diagnosis = diagnosis;
+                failure.evidence.splice(0..0, finding.evidence);
+            }
+            None => failure.evidence.extend(finding.evidence),
         }
-        failure.evidence.extend(finding.evidence);
 
         if !self.config.active_probe || !worth_probing(failure) {
             return;

@@ -196,6 +196,14 @@ fn classify_reqwest(
             .not_retryable()
             .not_sent();
     }
+    if error.is_redirect() {
+        let mut classified = failure(Phase::Headers, Diagnosis::Other, false, None).not_retryable();
+        classified.failure.evidence.push(
+            "the server redirected the request more times than the client's redirect policy allows (10 by default in reqwest), which usually means a redirect loop; check the Location headers of the responses"
+                .to_owned(),
+        );
+        return classified;
+    }
     if error.is_dns() {
         return classify_dns(error, facts);
     }

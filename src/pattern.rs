@@ -39,6 +39,9 @@ pub(crate) fn assess(history: &[AttemptRecord], recent_slowest: Option<Duration>
     if let Some(finding) = all_refused_fast(history) {
         return finding;
     }
+    if let Some(finding) = last_attempt_cut_short(history) {
+        return finding;
+    }
     if let Some(finding) = timeouts_near_known_latency(history, recent_slowest) {
         return finding;
     }
@@ -127,6 +130,39 @@ fn timeouts_near_known_latency(
     })
 }
 
+/// Finds a last attempt that timed out with a shorter limit than the
+/// others, because the total deadline left it less time, after attempts
+/// that all failed alike in the same phase without timing out. Their cause
+/// is the call's, and the short attempt shows little.
+fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
+    let (last, earlier) = history.split_last()?;
+    let (phase, _, true) = failed(last)? else {
+        return None;
+    };
+    let (first_phase, diagnosis, false) = failed(earlier.first()?)? else {
+        return None;
+    };
+    let alike = earlier
+        .iter()
+        .all(|record| failed(record) == Some((first_phase, diagnosis, false)));
+    let shortest_earlier = earlier.iter().map(|record| record.limit).min()?;
+    if !alike || first_phase != phase || last.limit >= shortest_earlier {
+        return None;
+    }
+    let attempts = match earlier.len() {
+        1 => "the attempt before it".to_owned(),
+        count => format!("all {count} attempts before it"),
+    };
+    Some(Finding {
+        diagnosis: Some(diagnosis),
+        evidence: Some(format!(
+            "the last attempt had only {} before the total deadline and timed out, while {attempts} failed with {}",
+            DisplayDuration(last.limit),
+            diagnosis.code()
+        )),
+    })
+}
+
 /// Finds attempts that all failed the same way, which rules out a passing
 /// glitch.
 fn all_failed_alike(history: &[AttemptRecord]) -> Option<Finding> {
@@ -149,7 +185,7 @@ fn all_failed_alike(history: &[AttemptRecord]) -> Option<Finding> {
             "the server closed the connection on all {count} attempts, which points at the server rather than the network"
         ),
         Diagnosis::ServerStalled => format!(
-            "all {count} attempts got no response headers, so the server is stalled rather than briefly slow"
+            "all {count} attempts ended before the response headers were complete, so the server is stalled rather than briefly slow"
         ),
         _ => return None,
     };
@@ -185,6 +221,53 @@ mod tests {
             diagnosis,
             timed_out,
         }
+    }
+
+    #[test]
+    fn last_attempt_cut_short_by_the_deadline_takes_the_earlier_cause() {
+        let reset = failure(Phase::Body, Diagnosis::ConnectionClosed, false);
+        let stalled = failure(Phase::Body, Diagnosis::BodyStalled, true);
+        let history = vec![
+            attempt(reset, 40 * MS, 1_000 * MS),
+            attempt(reset, 35 * MS, 1_000 * MS),
+            attempt(stalled, 64 * MS, 64 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, Some(Diagnosis::ConnectionClosed));
+        assert_eq!(
+            finding.evidence.as_deref(),
+            Some("the last attempt had only 64ms before the total deadline and timed out, while all 2 attempts before it failed with connection-closed")
+        );
+    }
+
+    #[test]
+    fn last_attempt_with_the_full_limit_keeps_its_cause() {
+        let reset = failure(Phase::Body, Diagnosis::ConnectionClosed, false);
+        let stalled = failure(Phase::Body, Diagnosis::BodyStalled, true);
+        let history = vec![
+            attempt(reset, 40 * MS, 1_000 * MS),
+            attempt(stalled, 1_000 * MS, 1_000 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding, Finding::default());
+    }
+
+    #[test]
+    fn last_attempt_cut_short_in_another_phase_keeps_its_cause() {
+        let refused = failure(Phase::Connect, Diagnosis::ConnectionClosed, false);
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(refused, 40 * MS, 1_000 * MS),
+            attempt(stalled, 64 * MS, 64 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, None);
     }
 
     #[test]
@@ -264,7 +347,7 @@ mod tests {
         assert_eq!(finding.diagnosis, None);
         assert_eq!(
             finding.evidence.as_deref(),
-            Some("all 2 attempts got no response headers, so the server is stalled rather than briefly slow")
+            Some("all 2 attempts ended before the response headers were complete, so the server is stalled rather than briefly slow")
         );
     }
 

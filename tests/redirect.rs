@@ -116,3 +116,22 @@ async fn refused_post_to_localhost_is_resent_after_a_lookup() {
     assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
     assert!(!error.to_string().contains("redirect"), "{error}");
 }
+
+#[tokio::test]
+async fn redirect_loop_is_not_retried_and_says_so() {
+    let server = Sequence::start(vec![response("302 Found", &[("Location", "/again")], b"")]).await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+
+    let err = client.get(server.url("/start")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(error.attempts(), 1, "{error:#}");
+    assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
+    assert_eq!(error.diagnosis(), Diagnosis::Other);
+    assert!(
+        error.evidence()[0].contains("usually means a redirect loop"),
+        "{error:#}"
+    );
+    // reqwest's default policy follows 10 redirects after the first response.
+    assert_eq!(server.requests(), 11, "{error:#}");
+}
