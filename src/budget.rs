@@ -54,7 +54,8 @@ impl RetryBudget {
     /// or at least `min_per_second` retries each second, whichever is more.
     ///
     /// [`TimeoutMiddlewareBuilder::build`](crate::TimeoutMiddlewareBuilder::build)
-    /// rejects a ratio that is negative, above 10 or not a number.
+    /// rejects a ratio that is negative, above 10 or not a number, and a
+    /// budget with a ratio of 0 and a floor of 0, which allows no retry.
     pub fn new(ratio: f64, min_per_second: u32) -> Self {
         RetryBudget {
             ratio,
@@ -86,9 +87,17 @@ impl RetryBudget {
             return Err(ConfigError::new(
                 "retry_budget",
                 format!(
-                    "retry_budget ratio {} is not between 0 and 10; use the share of calls that retries may add, such as 0.2",
+                    "retry_budget ratio {:?} is not between 0 and 10; use the share of calls that retries may add, such as 0.2",
                     self.ratio
                 ),
+            ));
+        }
+        if self.enabled && self.ratio == 0.0 && self.min_per_second == 0 {
+            return Err(ConfigError::new(
+                "retry_budget",
+                "retry_budget with ratio 0 and min_per_second 0 allows no retry at all; \
+                 use max_retries(0) to turn retries off, or allow a ratio such as 0.2"
+                    .to_owned(),
             ));
         }
         Ok(())
@@ -334,5 +343,30 @@ mod tests {
             assert_eq!(err.setting(), "retry_budget");
             assert!(err.to_string().contains("such as 0.2"), "{err}");
         }
+    }
+
+    #[test]
+    fn huge_ratio_is_shown_in_short_form() {
+        let err = RetryBudget::new(1e308, 10).validate().unwrap_err();
+
+        assert!(
+            err.to_string().contains("retry_budget ratio 1e308 is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn budget_without_any_retry_is_rejected() {
+        let err = RetryBudget::new(0.0, 0).validate().unwrap_err();
+
+        assert_eq!(err.setting(), "retry_budget");
+        assert!(err.to_string().contains("use max_retries(0)"), "{err}");
+    }
+
+    #[test]
+    fn zero_ratio_with_a_floor_is_valid() {
+        let valid = RetryBudget::new(0.0, 1).validate();
+
+        assert!(valid.is_ok(), "{valid:?}");
     }
 }

@@ -19,7 +19,11 @@ options:
   --connect-timeout DURATION  connect timeout set on the reqwest::Client, below the attempt timeout (default 250ms)
   -h, --help                  print this help
 
-DURATION is a positive number with a unit: 250ms, 2s, 1.5s or 1m.";
+DURATION is a positive number with a unit: 250ms, 2s, 1.5s or 1m.
+
+exit status: 0 when the URL answered with a success status and its whole
+body, or when every demo case ended as expected; 1 otherwise; 2 for invalid
+arguments.";
 
 /// The options that take a value, without their leading `--`.
 const OPTIONS: [&str; 4] = [
