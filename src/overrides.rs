@@ -11,7 +11,11 @@ use crate::format::DisplayDuration;
 /// Settings left unset keep the middleware's values. An attempt timeout
 /// longer than the total timeout is clipped to it. A zero duration, or one
 /// below 1 ms (the resolution of tokio's timer), fails the call before
-/// anything is sent, with a [`ConfigError`] inside the returned error.
+/// anything is sent, with a [`ConfigError`] inside the returned error:
+/// `reqwest_middleware::Error::Middleware(error)` with
+/// `error.downcast_ref::<ConfigError>()` returning it. The request's own
+/// `timeout` is checked the same way. [`Error::find`](crate::Error::find)
+/// finds nothing in such an error, because no attempt was made.
 ///
 /// ```no_run
 /// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> Result<(), reqwest_middleware::Error> {

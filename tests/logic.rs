@@ -664,6 +664,13 @@ async fn zero_override_fails_before_sending() {
             .contains("attempt_timeout in RequestOverrides is zero"),
         "{err}"
     );
+    let reqwest_middleware::Error::Middleware(inner) = &err else {
+        panic!("not a middleware error: {err:?}");
+    };
+    let config = inner
+        .downcast_ref::<reqwest_timeout::ConfigError>()
+        .expect("a ConfigError inside, as RequestOverrides documents");
+    assert_eq!(config.setting(), "attempt_timeout");
 }
 
 #[tokio::test(start_paused = true)]
