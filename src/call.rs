@@ -213,7 +213,8 @@ impl<'c> Call<'c> {
         let budget = self
             .deadline
             .remaining(Instant::now())
-            .min(self.attempt_timeout);
+            .min(self.attempt_timeout)
+            .min(MAX_LOOKUP_TIME);
         let failure = &mut classified.failure;
         let hop =
             first_hop::locate(&self.target, failure.phase, failure.connect_addr, budget).await;
@@ -647,6 +648,11 @@ fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
     let stand_in = Request::new(request.method().clone(), request.url().clone());
     (mem::replace(request, stand_in), copyable)
 }
+
+/// The longest wait for the lookup that places a failure at the first hop.
+/// A resolver slower than this leaves the place unknown, so a request that
+/// may not be sent twice is not sent again.
+const MAX_LOOKUP_TIME: Duration = Duration::from_secs(1);
 
 /// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);
