@@ -265,12 +265,14 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// Returns a [`ConfigError`] when a duration is zero, a timeout is below
     /// 1 ms (the resolution of tokio's timer), or the retry budget's ratio is
-    /// not between 0 and 10. It also returns one when the
-    /// attempt timeout is longer than the total timeout, the connect timeout
-    /// is not shorter than the attempt timeout, or the initial backoff is
-    /// longer than the maximum backoff. The response header and body idle
-    /// timeouts must not be longer than the attempt timeout, and the other
-    /// body settings must be valid.
+    /// not between 0 and 10 or allows no retry at all (a ratio of 0 with a
+    /// floor of 0). It also returns one when the attempt timeout is longer
+    /// than the total timeout, the connect timeout is not shorter than the
+    /// attempt timeout, or the initial backoff is longer than the maximum
+    /// backoff. The response header and body idle timeouts must not be
+    /// longer than the attempt timeout, the minimum body throughput must
+    /// first check the rate within it, and the other body settings must be
+    /// valid.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
         reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
         reject_zero("total_timeout", self.total_timeout, "90s")?;

@@ -21,7 +21,7 @@ use crate::classify::{classify_error, classify_timeout, AttemptContext, Classifi
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Failure};
-use crate::first_hop::{self, Hop};
+use crate::first_hop::{self, Failed, Hop};
 use crate::host_state::HostState;
 use crate::limit::Limit;
 use crate::middleware::{Config, MarkedExtensions};
@@ -210,14 +210,24 @@ impl<'c> Call<'c> {
     /// host and port or at a redirect's, and keeps it as proof that nothing
     /// was sent only in the first case.
     async fn locate_failure(&self, classified: &mut Classified) {
-        let budget = self
+        let failure = &mut classified.failure;
+        let mut budget = self
             .deadline
             .remaining(Instant::now())
             .min(self.attempt_timeout)
             .min(MAX_LOOKUP_TIME);
-        let failure = &mut classified.failure;
-        let hop =
-            first_hop::locate(&self.target, failure.phase, failure.connect_addr, budget).await;
+        let failed = match (failure.connect_addr, failure.limit) {
+            (Some(addr), _) => Failed::Connect(addr),
+            (None, Some(Limit::ClientConnectTimeout(connect_timeout))) => {
+                // A connect that the client would call timed out takes no
+                // longer to fail the check.
+                budget = budget.min(connect_timeout);
+                Failed::ConnectTimeout
+            }
+            (None, _) if failure.phase == Phase::Dns => Failed::Lookup,
+            (None, _) => Failed::Other,
+        };
+        let hop = first_hop::locate(&self.target, failed, budget).await;
         classified.not_sent = hop == Hop::First;
         let evidence = match hop {
             Hop::First => return,
@@ -225,9 +235,9 @@ impl<'c> Call<'c> {
                 failure.redirected = true;
                 match addr {
                     Some(addr) => format!(
-                        "the connection that failed went to {addr}, not to the request's host and port, so the server had received the request and redirected it there"
+                        "the connection that failed went to {addr}, not to the request's host and port: a redirect sent the request there after the server had received it, or the client connects through a proxy at that address"
                     ),
-                    None => "the name lookup that failed was not for the request's host, so the server had received the request and redirected it to another host".to_owned(),
+                    None => "the name lookup that failed was not for the request's host: a redirect sent the request to another host after the server had received it, or the client connects through a proxy".to_owned(),
                 }
             }
             Hop::Unknown if !self.may_resend => "the failure may have come after a redirect, which the client follows within an attempt, so the server may have received the request".to_owned(),

@@ -11,58 +11,85 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::phase::Phase;
+use crate::probe::{self, ProbeOutcome};
 use crate::target::Target;
 
-/// Where a failure before the request was written happened.
+/// The place of a failure before the request was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hop {
     /// At the request's own host and port: nothing was sent.
     First,
-    /// At another host or port, the target of a redirect; the address is
-    /// the one that failed, when the error names it.
+    /// At another host or port: the target of a redirect, or a proxy. The
+    /// address is the one that failed, when the error names it.
     Redirected(Option<SocketAddr>),
     /// Not known, so the request may have been sent.
     Unknown,
 }
 
-/// Returns where a failure in `phase` that reached `connect_addr`, when the
-/// error names that address, happened for a request to `target`.
+/// What the classifier learned about a failure before the request was
+/// written, which [`locate`] places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// A TCP connect to this address was refused or timed out.
+    Connect(SocketAddr),
+    /// The client's connect timeout fired, and the error names no address:
+    /// reqwest's timer around the whole connect fired before hyper-util's
+    /// timer for one address, which names it.
+    ConnectTimeout,
+    /// The name lookup failed.
+    Lookup,
+    /// Anything else, such as a TLS handshake that was cut off.
+    Other,
+}
+
+/// Returns where `failed` happened for a request to `target`, within
+/// `budget`.
 ///
-/// A host name is resolved again with the system resolver, within `budget`,
-/// to compare its addresses with the one that failed. A failed name lookup
-/// is placed at the first hop only when that lookup fails as well.
+/// A host name is resolved again with the system resolver to compare its
+/// addresses with the one that failed. A failed name lookup is placed at the
+/// first hop only when that lookup fails as well. A connect timeout that
+/// names no address is placed there only when no address of the target
+/// accepts a connection within `budget` either: otherwise the target may
+/// have answered with a redirect.
 ///
 /// NOTE: a redirect to the request's own host and port cannot be told from
 /// no redirect. It fails before the request is written only when its
 /// connection is new, such as after the server closed the first one and
-/// then stopped listening.
-pub(crate) async fn locate(
-    target: &Target,
-    phase: Phase,
-    connect_addr: Option<SocketAddr>,
-    budget: Duration,
-) -> Hop {
+/// then stopped listening. A proxy's address cannot be told from a
+/// redirect's either, because a middleware cannot read the client's proxy.
+pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) -> Hop {
     let Some(port) = target.port() else {
         return Hop::Unknown;
     };
     let literal = literal_ip(target);
-    match (connect_addr, literal) {
-        (Some(addr), _) if addr.port() != port => Hop::Redirected(Some(addr)),
-        (Some(addr), Some(ip)) => same_address(addr, ip),
-        (Some(addr), None) => match resolve(target.host(), port, budget).await {
+    match (failed, literal) {
+        (Failed::Connect(addr), _) if addr.port() != port => Hop::Redirected(Some(addr)),
+        (Failed::Connect(addr), Some(ip)) => same_address(addr, ip),
+        (Failed::Connect(addr), None) => match resolve(target.host(), port, budget).await {
             Some(addrs) if addrs.contains(&addr) => Hop::First,
             Some(_) => Hop::Redirected(Some(addr)),
             None => Hop::Unknown,
         },
+        (Failed::ConnectTimeout, _) => {
+            let report = probe::probe(target.host(), port, budget).await;
+            let any_connected = report
+                .results()
+                .iter()
+                .any(|result| matches!(result.outcome(), ProbeOutcome::Connected(_)));
+            if any_connected {
+                Hop::Unknown
+            } else {
+                Hop::First
+            }
+        }
         // An IP address needs no lookup, so a failed lookup was another
         // host's.
-        (None, Some(_)) if phase == Phase::Dns => Hop::Redirected(None),
-        (None, None) if phase == Phase::Dns => match resolve(target.host(), port, budget).await {
+        (Failed::Lookup, Some(_)) => Hop::Redirected(None),
+        (Failed::Lookup, None) => match resolve(target.host(), port, budget).await {
             Some(_) => Hop::Unknown,
             None => Hop::First,
         },
-        (None, _) => Hop::Unknown,
+        (Failed::Other, _) => Hop::Unknown,
     }
 }
 
@@ -112,12 +139,15 @@ mod tests {
         Some(text.parse().unwrap())
     }
 
+    fn connect(text: &str) -> Failed {
+        Failed::Connect(text.parse().unwrap())
+    }
+
     #[tokio::test]
     async fn refusal_at_the_requests_address_is_the_first_hop() {
         let hop = locate(
             &target("http://127.0.0.1:8080/pay"),
-            Phase::Connect,
-            addr("127.0.0.1:8080"),
+            connect("127.0.0.1:8080"),
             BUDGET,
         )
         .await;
@@ -129,8 +159,7 @@ mod tests {
     async fn refusal_at_another_port_is_a_redirect() {
         let hop = locate(
             &target("http://127.0.0.1:8080/pay"),
-            Phase::Connect,
-            addr("127.0.0.1:9090"),
+            connect("127.0.0.1:9090"),
             BUDGET,
         )
         .await;
@@ -142,8 +171,7 @@ mod tests {
     async fn refusal_at_another_ip_is_a_redirect() {
         let hop = locate(
             &target("http://[::1]:8080/pay"),
-            Phase::Connect,
-            addr("127.0.0.1:8080"),
+            connect("127.0.0.1:8080"),
             BUDGET,
         )
         .await;
@@ -155,8 +183,7 @@ mod tests {
     async fn ipv6_literal_matches_its_own_address() {
         let hop = locate(
             &target("http://[::1]:8080/pay"),
-            Phase::Connect,
-            addr("[::1]:8080"),
+            connect("[::1]:8080"),
             BUDGET,
         )
         .await;
@@ -168,8 +195,7 @@ mod tests {
     async fn localhost_is_resolved_to_compare() {
         let hop = locate(
             &target("http://localhost:8080/pay"),
-            Phase::Connect,
-            addr("127.0.0.1:8080"),
+            connect("127.0.0.1:8080"),
             BUDGET,
         )
         .await;
@@ -178,40 +204,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connect_timeout_at_a_target_that_refuses_is_the_first_hop() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/pay", closed.local_addr().unwrap());
+        drop(closed);
+
+        let hop = locate(&target(&url), Failed::ConnectTimeout, BUDGET).await;
+
+        assert_eq!(hop, Hop::First);
+    }
+
+    #[tokio::test]
+    async fn connect_timeout_at_a_target_that_accepts_is_unknown() {
+        // The kernel completes connects to a listener that never accepts.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/pay", listener.local_addr().unwrap());
+
+        let hop = locate(&target(&url), Failed::ConnectTimeout, BUDGET).await;
+
+        assert_eq!(hop, Hop::Unknown);
+    }
+
+    #[tokio::test]
     async fn failure_without_an_address_is_unknown() {
-        let hop = locate(
-            &target("http://127.0.0.1:8080/pay"),
-            Phase::Tls,
-            None,
-            BUDGET,
-        )
-        .await;
+        let hop = locate(&target("http://127.0.0.1:8080/pay"), Failed::Other, BUDGET).await;
 
         assert_eq!(hop, Hop::Unknown);
     }
 
     #[tokio::test]
     async fn failed_lookup_for_an_ip_address_is_a_redirect() {
-        let hop = locate(
-            &target("http://127.0.0.1:8080/pay"),
-            Phase::Dns,
-            None,
-            BUDGET,
-        )
-        .await;
+        let hop = locate(&target("http://127.0.0.1:8080/pay"), Failed::Lookup, BUDGET).await;
 
         assert_eq!(hop, Hop::Redirected(None));
     }
 
     #[tokio::test]
     async fn failed_lookup_of_a_name_that_resolves_now_is_unknown() {
-        let hop = locate(
-            &target("http://localhost:8080/pay"),
-            Phase::Dns,
-            None,
-            BUDGET,
-        )
-        .await;
+        let hop = locate(&target("http://localhost:8080/pay"), Failed::Lookup, BUDGET).await;
 
         assert_eq!(hop, Hop::Unknown);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Method;
 use reqwest_timeout::{Diagnosis, Phase, StopReason};
 use support::{
-    client_builder, closed_port, diagnosed, response, timeouts, with_timeouts, Sequence,
+    client_builder, closed_port, diagnosed, response, timeouts, with_timeouts, Blackhole, Sequence,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -49,7 +49,10 @@ async fn post_redirected_with_303_to_a_refused_port_is_sent_once() {
     assert_eq!(error.phase(), Phase::Connect);
     assert_eq!(error.diagnosis(), Diagnosis::ConnectionRefused);
     assert!(message.contains(&closed.to_string()), "{message}");
-    assert!(message.contains("redirected it there"), "{message}");
+    assert!(
+        message.contains("a redirect sent the request there"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -134,4 +137,70 @@ async fn redirect_loop_is_not_retried_and_says_so() {
     );
     // reqwest's default policy follows 10 redirects after the first response.
     assert_eq!(server.requests(), 11, "{error:#}");
+}
+
+#[tokio::test]
+async fn post_with_connect_timeout_at_its_own_host_is_resent() {
+    let blackhole = Blackhole::start().await;
+    let middleware = timeouts(1_000 * MS, 5_000 * MS, 1)
+        .connect_timeout(100 * MS)
+        .build()
+        .unwrap();
+    let client = middleware
+        .configure_client(client_builder())
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build();
+
+    // reqwest's timer around the whole connect and hyper-util's timer for
+    // one address race, and only the second names the address. With a host
+    // name the lookup comes first, so reqwest's timer mostly wins.
+    let url = format!("http://localhost:{}/pay", blackhole.addr().port());
+    for _ in 0..3 {
+        let err = client
+            .post(&url)
+            .body("amount=10")
+            .send()
+            .await
+            .unwrap_err();
+
+        let error = diagnosed(&err);
+        assert_eq!(error.attempts(), 2, "{error:#}");
+        assert_eq!(error.stop_reason(), &StopReason::MaxRetries(1));
+        assert!(!error.to_string().contains("redirect"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn post_refused_by_a_proxy_names_the_proxy_and_is_sent_once() {
+    let proxy = closed_port();
+    let server = Sequence::start(vec![response("200 OK", &[], b"")]).await;
+    let client = with_timeouts(
+        client_builder().proxy(reqwest::Proxy::http(format!("http://{proxy}")).unwrap()),
+        timeouts(1_000 * MS, 3_000 * MS, 2),
+    );
+
+    let err = client
+        .post(server.url("/pay"))
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    // The middleware cannot read the client's proxy, so it cannot rule out
+    // a redirect, and a request that may not be sent twice stays sent once.
+    let error = diagnosed(&err);
+    assert_eq!(error.attempts(), 1, "{error:#}");
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(Method::POST)
+    );
+    assert!(
+        error.evidence()[0].contains(&proxy.to_string()),
+        "{error:#}"
+    );
+    assert!(error.evidence()[0].contains("proxy"), "{error:#}");
+    assert_eq!(server.requests(), 0);
 }
