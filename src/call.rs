@@ -20,7 +20,7 @@ use crate::body::{self, HeaderTimedOut, UploadProgress};
 use crate::classify::{classify_error, classify_timeout, AttemptContext, Classified};
 use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
-use crate::error::{Error, Failure};
+use crate::error::{AmbiguityNote, Error, Failure};
 use crate::first_hop::{self, Failed, Hop};
 use crate::host_state::HostState;
 use crate::limit::Limit;
@@ -467,6 +467,19 @@ impl<'c> Call<'c> {
             // The server accepts connections, so the other cause that the
             // note names is unlikely.
             failure.note = None;
+        }
+        let stalled_connect = matches!(
+            failure.note,
+            Some(AmbiguityNote::StalledConnect | AmbiguityNote::StalledLookupOrConnect)
+        );
+        if stalled_connect && report.connect_stalled() {
+            failure.phase = Phase::Connect;
+            failure.diagnosis = Diagnosis::ConnectTimedOut;
+            failure.note = None;
+            failure.evidence.push(
+                "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
+                    .to_owned(),
+            );
         }
         failure.probe = Some(report);
     }

@@ -317,7 +317,9 @@ fn classify_connect(
 }
 
 /// Classifies the client's `connect_timeout` firing. It covers DNS, the TCP
-/// connect and the TLS handshake; only a TCP connect timeout names itself.
+/// connect and the TLS handshake. Only hyper-util's timer for one address
+/// names the TCP connect, and reqwest's timer around the whole connect often
+/// fires first, so without that name a TCP connect stays possible.
 fn classify_connect_timeout(facts: &ChainFacts, context: &AttemptContext<'_>) -> Classified {
     let target = context.target;
     let value = context.connect_timeout.unwrap_or(context.elapsed);
@@ -332,9 +334,11 @@ fn classify_connect_timeout(facts: &ChainFacts, context: &AttemptContext<'_>) ->
     } else {
         failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit)
     };
-    if classified.failure.phase == Phase::Tls && dns_possible {
-        classified.failure.note = Some(AmbiguityNote::DnsOrTls);
-    }
+    classified.failure.note = match classified.failure.phase {
+        Phase::Tls if dns_possible => Some(AmbiguityNote::StalledLookupOrConnect),
+        Phase::Tls | Phase::Dns => Some(AmbiguityNote::StalledConnect),
+        _ => None,
+    };
     classified.not_sent()
 }
 

@@ -80,9 +80,14 @@ pub(crate) enum AmbiguityNote {
     /// knows a client `connect_timeout` shorter than the limit, a connect
     /// that never completed looks the same.
     ConnectOrHeaders,
-    /// The client's connect timeout fired outside the TCP connect of an
-    /// `https://` request to a host name: DNS or the TLS handshake.
-    DnsOrTls,
+    /// The client's connect timeout fired, and the error does not name the
+    /// TCP connect: reqwest's timer around the whole connect fired before
+    /// hyper-util's timer for one address. A TCP connect that never
+    /// completed looks the same as the stage the diagnosis names.
+    StalledConnect,
+    /// As [`StalledConnect`](Self::StalledConnect), for an `https://`
+    /// request to a host name, where the DNS lookup could have stalled too.
+    StalledLookupOrConnect,
 }
 
 impl AmbiguityNote {
@@ -91,8 +96,11 @@ impl AmbiguityNote {
             AmbiguityNote::ConnectOrHeaders => {
                 "or a connect that never completed, which looks the same unless the middleware knows a client connect_timeout shorter than this limit (see configure_client)"
             }
-            AmbiguityNote::DnsOrTls => {
-                "or a DNS lookup that did not finish, which the client's connect_timeout also covers"
+            AmbiguityNote::StalledConnect => {
+                "or a TCP connect that never completed: reqwest's connect timeout covers both and does not say which fired"
+            }
+            AmbiguityNote::StalledLookupOrConnect => {
+                "or a DNS lookup or TCP connect that never completed: reqwest's connect timeout covers all three and does not say which fired"
             }
         }
     }

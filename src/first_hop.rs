@@ -48,15 +48,17 @@ pub(crate) enum Failed {
 /// A host name is resolved again with the system resolver to compare its
 /// addresses with the one that failed. A failed name lookup is placed at the
 /// first hop only when that lookup fails as well. A connect timeout that
-/// names no address is placed there only when no address of the target
-/// accepts a connection within `budget` either: otherwise the target may
-/// have answered with a redirect.
+/// names no address is placed there only when the target's addresses
+/// resolve and none accepts a connection within `budget` either: otherwise
+/// the target may have answered with a redirect.
 ///
 /// NOTE: a redirect to the request's own host and port cannot be told from
 /// no redirect. It fails before the request is written only when its
 /// connection is new, such as after the server closed the first one and
 /// then stopped listening. A proxy's address cannot be told from a
 /// redirect's either, because a middleware cannot read the client's proxy.
+/// And a target that stops accepting connections just after it answered
+/// with a redirect looks like one that never accepted.
 pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) -> Hop {
     let Some(port) = target.port() else {
         return Hop::Unknown;
@@ -76,7 +78,9 @@ pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) ->
                 .results()
                 .iter()
                 .any(|result| matches!(result.outcome(), ProbeOutcome::Connected(_)));
-            if any_connected {
+            // A name that the system resolver does not know may still be
+            // the client's, through a resolver of its own.
+            if any_connected || report.results().is_empty() {
                 Hop::Unknown
             } else {
                 Hop::First

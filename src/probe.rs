@@ -69,6 +69,16 @@ impl ProbeReport {
         self.resolve_error.as_deref()
     }
 
+    /// Returns whether no address accepted a connection and at least one
+    /// connect timed out: packets to the host are being dropped.
+    pub(crate) fn connect_stalled(&self) -> bool {
+        let mut outcomes = self.results.iter().map(|result| result.outcome);
+        !outcomes
+            .clone()
+            .any(|outcome| matches!(outcome, ProbeOutcome::Connected(_)))
+            && outcomes.any(|outcome| outcome == ProbeOutcome::TimedOut)
+    }
+
     /// Returns whether every probed address accepted a connection.
     pub fn all_connected(&self) -> bool {
         !self.results.is_empty()
