@@ -250,8 +250,17 @@ impl TimeoutMiddlewareBuilder {
     /// to each of its addresses on the request's port, sending nothing. The
     /// result, such as `127.0.0.1:8080 refused; [::1]:8080 timed out`, goes
     /// into the error. The probe runs within the time left before the total
-    /// deadline, at most one attempt timeout, and only ever targets the
-    /// request's own host and port. Its lookup uses the system resolver.
+    /// deadline, at most one attempt timeout. It targets the request's own
+    /// host and port, or the address that failed when that is a redirect's
+    /// target or a proxy. Its lookup uses the system resolver.
+    ///
+    /// With the probe off, a failed connect still leads to a smaller check
+    /// when the request is a `POST` or `PATCH` that may be sent again only
+    /// if nothing reached the server: the middleware resolves the request's
+    /// host with the system resolver, and after a connect timeout that names
+    /// no address, tries a bare TCP connect to it. The error of a connect
+    /// that names its address also leads to that lookup, for any method, to
+    /// tell whether a redirect sent the request elsewhere.
     ///
     /// Default is off.
     pub fn active_probe(mut self, enabled: bool) -> Self {

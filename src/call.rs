@@ -211,18 +211,14 @@ impl<'c> Call<'c> {
     /// was sent only in the first case.
     async fn locate_failure(&self, classified: &mut Classified) {
         let failure = &mut classified.failure;
-        let mut budget = self
+        let budget = self
             .deadline
             .remaining(Instant::now())
-            .min(self.attempt_timeout)
-            .min(MAX_LOOKUP_TIME);
+            .min(self.attempt_timeout);
         let failed = match (failure.connect_addr, failure.limit) {
             (Some(addr), _) => Failed::Connect(addr),
             (None, Some(Limit::ClientConnectTimeout(connect_timeout))) => {
-                // A connect that the client would call timed out takes no
-                // longer to fail the check.
-                budget = budget.min(connect_timeout);
-                Failed::ConnectTimeout
+                Failed::ConnectTimeout(connect_timeout)
             }
             (None, _) if failure.phase == Phase::Dns => Failed::Lookup,
             (None, _) => Failed::Other,
@@ -463,16 +459,23 @@ impl<'c> Call<'c> {
         }
         let report = probe::probe(&host, port, budget).await;
         tracing::debug!(probe = %report, "probed the request's host and port");
-        if report.all_connected() && failure.note.is_some() {
-            // The server accepts connections, so the other cause that the
-            // note names is unlikely.
+        if report.all_connected() && failure.note == Some(AmbiguityNote::ConnectOrHeaders) {
+            // The server accepts connections, so a stalled connect is
+            // unlikely. A stalled connect to a redirect's target stays
+            // possible for the other notes.
             failure.note = None;
         }
         let stalled_connect = matches!(
             failure.note,
             Some(AmbiguityNote::StalledConnect | AmbiguityNote::StalledLookupOrConnect)
         );
-        if stalled_connect && report.connect_stalled() {
+        // The probe's connects had at least the client's connect timeout,
+        // so their timing out says as much as the client's.
+        let probe_as_long = matches!(
+            failure.limit,
+            Some(Limit::ClientConnectTimeout(connect_timeout)) if budget >= connect_timeout
+        );
+        if stalled_connect && probe_as_long && report.connect_stalled() {
             failure.phase = Phase::Connect;
             failure.diagnosis = Diagnosis::ConnectTimedOut;
             failure.note = None;
@@ -671,11 +674,6 @@ fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
     let stand_in = Request::new(request.method().clone(), request.url().clone());
     (mem::replace(request, stand_in), copyable)
 }
-
-/// The longest wait for the lookup that places a failure at the first hop.
-/// A resolver slower than this leaves the place unknown, so a request that
-/// may not be sent twice is not sent again.
-const MAX_LOOKUP_TIME: Duration = Duration::from_secs(1);
 
 /// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);

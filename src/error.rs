@@ -97,10 +97,10 @@ impl AmbiguityNote {
                 "or a connect that never completed, which looks the same unless the middleware knows a client connect_timeout shorter than this limit (see configure_client)"
             }
             AmbiguityNote::StalledConnect => {
-                "or a TCP connect that never completed: reqwest's connect timeout covers both and does not say which fired"
+                "or a TCP connect that never completed: reqwest's connect timeout covers both and does not say which stage stalled"
             }
             AmbiguityNote::StalledLookupOrConnect => {
-                "or a DNS lookup or TCP connect that never completed: reqwest's connect timeout covers all three and does not say which fired"
+                "or a DNS lookup or TCP connect that never completed: reqwest's connect timeout covers all three and does not say which stage stalled"
             }
         }
     }

@@ -8,10 +8,13 @@
 //! server received the request and answered with a redirect, and may have
 //! acted on it, as a server that answers a `POST` with `303 See Other` has.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::probe::{self, ProbeOutcome};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
 use crate::target::Target;
 
 /// The place of a failure before the request was written.
@@ -26,31 +29,42 @@ pub(crate) enum Hop {
     Unknown,
 }
 
-/// What the classifier learned about a failure before the request was
-/// written, which [`locate`] places.
+/// A failure before the request was written, as the classifier saw it,
+/// for [`locate`] to place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failed {
     /// A TCP connect to this address was refused or timed out.
     Connect(SocketAddr),
-    /// The client's connect timeout fired, and the error names no address:
-    /// reqwest's timer around the whole connect fired before hyper-util's
-    /// timer for one address, which names it.
-    ConnectTimeout,
+    /// The client's connect timeout, of this length, fired, and the error
+    /// names no address: reqwest's timer around the whole connect fired
+    /// before hyper-util's timer for one address, which names it.
+    ConnectTimeout(Duration),
     /// The name lookup failed.
     Lookup,
     /// Anything else, such as a TLS handshake that was cut off.
     Other,
 }
 
-/// Returns where `failed` happened for a request to `target`, within
+/// The maximum wait for the lookup of the request's host.
+const MAX_LOOKUP_TIME: Duration = Duration::from_secs(1);
+
+/// The maximum time of each connect that checks a connect timeout. A lost
+/// SYN is sent again after 1 s, the initial retransmission timeout of
+/// RFC 6298, so a connect this long that times out has lost two SYNs.
+const MAX_CHECK_CONNECT_TIME: Duration = Duration::from_millis(1_500);
+
+/// Returns where `failed` happened for a request to `target`, using at most
 /// `budget`.
 ///
 /// A host name is resolved again with the system resolver to compare its
-/// addresses with the one that failed. A failed name lookup is placed at the
-/// first hop only when that lookup fails as well. A connect timeout that
-/// names no address is placed there only when the target's addresses
-/// resolve and none accepts a connection within `budget` either: otherwise
-/// the target may have answered with a redirect.
+/// addresses with the one that failed. A different address at the same
+/// port proves nothing, because the client may resolve the name its own
+/// way. A failed name lookup is placed at the first hop only when that
+/// lookup fails as well. A connect timeout that names no address is placed
+/// there only when no address of the target accepts a connection within the
+/// client's connect timeout (at most 1.5 s) either: otherwise the target may
+/// have answered with a redirect. A check that runs out of time places
+/// nothing.
 ///
 /// NOTE: a redirect to the request's own host and port cannot be told from
 /// no redirect. It fails before the request is written only when its
@@ -64,38 +78,69 @@ pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) ->
         return Hop::Unknown;
     };
     let literal = literal_ip(target);
+    let lookup_budget = budget.min(MAX_LOOKUP_TIME);
     match (failed, literal) {
         (Failed::Connect(addr), _) if addr.port() != port => Hop::Redirected(Some(addr)),
         (Failed::Connect(addr), Some(ip)) => same_address(addr, ip),
-        (Failed::Connect(addr), None) => match resolve(target.host(), port, budget).await {
-            Some(addrs) if addrs.contains(&addr) => Hop::First,
-            Some(_) => Hop::Redirected(Some(addr)),
-            None => Hop::Unknown,
+        (Failed::Connect(addr), None) => match resolve(target.host(), port, lookup_budget).await {
+            Lookup::Found(addrs) if addrs.contains(&addr) => Hop::First,
+            Lookup::Found(_) | Lookup::Failed | Lookup::TimedOut => Hop::Unknown,
         },
-        (Failed::ConnectTimeout, _) => {
-            let report = probe::probe(target.host(), port, budget).await;
-            let any_connected = report
-                .results()
-                .iter()
-                .any(|result| matches!(result.outcome(), ProbeOutcome::Connected(_)));
-            // A name that the system resolver does not know may still be
-            // the client's, through a resolver of its own.
-            if any_connected || report.results().is_empty() {
-                Hop::Unknown
-            } else {
+        (Failed::ConnectTimeout(connect_timeout), _) => {
+            let connect_time = connect_timeout.min(MAX_CHECK_CONNECT_TIME);
+            let addrs = match literal {
+                Some(ip) => vec![SocketAddr::new(ip, port)],
+                None => match resolve(target.host(), port, lookup_budget).await {
+                    Lookup::Found(addrs) => addrs,
+                    Lookup::Failed | Lookup::TimedOut => return Hop::Unknown,
+                },
+            };
+            if connect_time > budget {
+                return Hop::Unknown;
+            }
+            if none_accepts(&addrs, connect_time).await {
                 Hop::First
+            } else {
+                Hop::Unknown
             }
         }
         // An IP address needs no lookup, so a failed lookup was another
         // host's.
         (Failed::Lookup, Some(_)) => Hop::Redirected(None),
-        (Failed::Lookup, None) => match resolve(target.host(), port, budget).await {
-            Some(_) => Hop::Unknown,
-            None => Hop::First,
+        (Failed::Lookup, None) => match resolve(target.host(), port, lookup_budget).await {
+            Lookup::Failed => Hop::First,
+            Lookup::Found(_) | Lookup::TimedOut => Hop::Unknown,
         },
         (Failed::Other, _) => Hop::Unknown,
     }
 }
+
+/// Returns whether every address in `addrs` refuses a connection or lets it
+/// time out after `connect_time`. Any other failure counts as accepting,
+/// because it proves nothing.
+async fn none_accepts(addrs: &[SocketAddr], connect_time: Duration) -> bool {
+    let mut connects = JoinSet::new();
+    for addr in addrs.iter().copied().take(MAX_CHECKED_ADDRESSES) {
+        connects.spawn(async move {
+            match tokio::time::timeout(connect_time, TcpStream::connect(addr)).await {
+                Ok(Err(error)) => error.kind() == io::ErrorKind::ConnectionRefused,
+                Err(_elapsed) => true,
+                Ok(Ok(_stream)) => false,
+            }
+        });
+    }
+    let mut checked = false;
+    while let Some(joined) = connects.join_next().await {
+        if !matches!(joined, Ok(true)) {
+            return false;
+        }
+        checked = true;
+    }
+    checked
+}
+
+/// The maximum number of a host's addresses that the check connects to.
+const MAX_CHECKED_ADDRESSES: usize = 4;
 
 /// Places a failed connect to `addr` for a request to the IP address `ip`.
 fn same_address(addr: SocketAddr, ip: IpAddr) -> Hop {
@@ -117,13 +162,20 @@ fn literal_ip(target: &Target) -> Option<IpAddr> {
         .ok()
 }
 
-/// Returns the addresses of `host`, or `None` when the lookup fails or does
-/// not finish within `budget`.
-async fn resolve(host: &str, port: u16, budget: Duration) -> Option<Vec<SocketAddr>> {
+/// The outcome of the lookup of the request's host.
+enum Lookup {
+    Found(Vec<SocketAddr>),
+    Failed,
+    TimedOut,
+}
+
+/// Resolves `host` with the system resolver within `budget`.
+async fn resolve(host: &str, port: u16, budget: Duration) -> Lookup {
     let lookup = tokio::net::lookup_host((host, port));
     match tokio::time::timeout(budget, lookup).await {
-        Ok(Ok(addrs)) => Some(addrs.collect()),
-        Ok(Err(_)) | Err(_) => None,
+        Ok(Ok(addrs)) => Lookup::Found(addrs.collect()),
+        Ok(Err(_)) => Lookup::Failed,
+        Err(_elapsed) => Lookup::TimedOut,
     }
 }
 
@@ -134,6 +186,7 @@ mod tests {
     use super::*;
 
     const BUDGET: Duration = Duration::from_secs(2);
+    const MS: Duration = Duration::from_millis(1);
 
     fn target(url: &str) -> Target {
         Target::from_url(&Url::parse(url).unwrap())
@@ -213,7 +266,7 @@ mod tests {
         let url = format!("http://{}/pay", closed.local_addr().unwrap());
         drop(closed);
 
-        let hop = locate(&target(&url), Failed::ConnectTimeout, BUDGET).await;
+        let hop = locate(&target(&url), Failed::ConnectTimeout(200 * MS), BUDGET).await;
 
         assert_eq!(hop, Hop::First);
     }
@@ -224,7 +277,32 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/pay", listener.local_addr().unwrap());
 
-        let hop = locate(&target(&url), Failed::ConnectTimeout, BUDGET).await;
+        let hop = locate(&target(&url), Failed::ConnectTimeout(200 * MS), BUDGET).await;
+
+        assert_eq!(hop, Hop::Unknown);
+    }
+
+    #[tokio::test]
+    async fn another_address_of_a_host_name_is_unknown() {
+        // The client may resolve the name its own way, so another address
+        // at the same port proves no redirect.
+        let hop = locate(
+            &target("http://localhost:8080/pay"),
+            connect("127.0.0.2:8080"),
+            BUDGET,
+        )
+        .await;
+
+        assert_eq!(hop, Hop::Unknown);
+    }
+
+    #[tokio::test]
+    async fn connect_timeout_check_without_time_is_unknown() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/pay", closed.local_addr().unwrap());
+        drop(closed);
+
+        let hop = locate(&target(&url), Failed::ConnectTimeout(200 * MS), 100 * MS).await;
 
         assert_eq!(hop, Hop::Unknown);
     }

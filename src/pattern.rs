@@ -130,8 +130,8 @@ fn timeouts_near_known_latency(
     })
 }
 
-/// Finds a last attempt that timed out with a shorter limit than the
-/// others, because the total deadline left it less time, after attempts
+/// Finds a last attempt that ran until a shorter limit than the others'
+/// and timed out, because the total deadline left it less time, after attempts
 /// that all failed alike in the same phase without timing out. Their cause
 /// is the call's, and the short attempt shows little.
 fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
@@ -146,7 +146,8 @@ fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
         .iter()
         .all(|record| failed(record) == Some((first_phase, diagnosis, false)));
     let shortest_earlier = earlier.iter().map(|record| record.limit).min()?;
-    if !alike || first_phase != phase || last.limit >= shortest_earlier {
+    let ran_to_limit = last.duration.as_secs_f64() >= last.limit.as_secs_f64() * AT_LIMIT;
+    if !alike || first_phase != phase || !ran_to_limit || last.limit >= shortest_earlier {
         return None;
     }
     let attempts = match earlier.len() {
@@ -240,6 +241,21 @@ mod tests {
             finding.evidence.as_deref(),
             Some("the last attempt had only 64ms before the total deadline and timed out, while all 2 attempts before it failed with connection-closed")
         );
+    }
+
+    #[test]
+    fn last_attempt_ending_before_its_short_limit_keeps_its_cause() {
+        let refused = failure(Phase::Connect, Diagnosis::ConnectionRefused, false);
+        let dropped = failure(Phase::Connect, Diagnosis::ConnectTimedOut, true);
+        let history = vec![
+            attempt(refused, 2 * MS, 1_000 * MS),
+            attempt(refused, 2 * MS, 1_000 * MS),
+            attempt(dropped, 150 * MS, 300 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, None);
     }
 
     #[test]

@@ -203,13 +203,13 @@ impl MinThroughput {
                 ),
             ));
         }
-        if self.first_check() > attempt_timeout {
+        if self.first_check() >= attempt_timeout {
             return Err(ConfigError::new(
                 "min_body_throughput",
                 format!(
                     "min_body_throughput first checks the rate after {} of waiting (the longer of \
-                     its window {} and grace period {}), which is longer than attempt_timeout {}, \
-                     so it could never fire; shorten them with MinThroughput::with_window and \
+                     its window {} and grace period {}), which is not shorter than attempt_timeout \
+                     {}, so it could never fire; shorten them with MinThroughput::with_window and \
                      with_grace_period, or raise attempt_timeout",
                     DisplayDuration(self.first_check()),
                     DisplayDuration(self.window),
@@ -289,7 +289,7 @@ impl TimeoutMiddlewareBuilder {
     /// [`Limit::MinBodyThroughput`](crate::Limit::MinBodyThroughput). The
     /// rate is first checked after the longer of the window and the grace
     /// period, 5 s each by default, so `build` rejects a minimum whose first
-    /// check comes after the attempt timeout: it could never fire.
+    /// check does not come before the attempt timeout: it could never fire.
     ///
     /// Default is off.
     pub fn min_body_throughput(mut self, min: MinThroughput) -> Self {
@@ -392,17 +392,31 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid min_body_throughput: min_body_throughput first checks the rate after 5s of \
-             waiting (the longer of its window 5s and grace period 5s), which is longer than \
-             attempt_timeout 2s, so it could never fire; shorten them with \
+             waiting (the longer of its window 5s and grace period 5s), which is not shorter \
+             than attempt_timeout 2s, so it could never fire; shorten them with \
              MinThroughput::with_window and with_grace_period, or raise attempt_timeout"
         );
+    }
+
+    #[test]
+    fn throughput_checked_at_the_attempt_timeout_is_rejected() {
+        let min = MinThroughput::new(1_000)
+            .with_window(1_000 * MS)
+            .with_grace_period(2_000 * MS);
+        let builder = TimeoutMiddlewareBuilder::default()
+            .attempt_timeout(2_000 * MS)
+            .min_body_throughput(min);
+
+        let err = build(builder).unwrap_err();
+
+        assert_eq!(err.setting(), "min_body_throughput");
     }
 
     #[test]
     fn throughput_checked_within_the_attempt_timeout_builds() {
         let min = MinThroughput::new(1_000)
             .with_window(1_000 * MS)
-            .with_grace_period(2_000 * MS);
+            .with_grace_period(1_500 * MS);
         let builder = TimeoutMiddlewareBuilder::default()
             .attempt_timeout(2_000 * MS)
             .min_body_throughput(min);
