@@ -225,9 +225,9 @@ impl<'c> Call<'c> {
         };
         let hop = first_hop::locate(&self.target, failed, budget).await;
         classified.not_sent = hop == Hop::First;
-        let evidence = match hop {
-            Hop::First => return,
-            Hop::Redirected(addr) => {
+        let evidence = match (hop, failed) {
+            (Hop::First, _) => return,
+            (Hop::Redirected(addr), _) => {
                 failure.redirected = true;
                 match addr {
                     Some(addr) => format!(
@@ -236,8 +236,14 @@ impl<'c> Call<'c> {
                     None => "the name lookup that failed was not for the request's host: a redirect sent the request to another host after the server had received it, or the client connects through a proxy".to_owned(),
                 }
             }
-            Hop::Unknown if !self.may_resend => "the failure may have come after a redirect, which the client follows within an attempt, so the server may have received the request".to_owned(),
-            Hop::Unknown => return,
+            (Hop::Unknown, Failed::Connect(addr)) => {
+                failure.redirected = true;
+                format!(
+                    "the connection that failed went to {addr}, which the middleware could not match to the request's host with the system resolver: a redirect or a proxy may have sent the request there, or the client resolves the name its own way"
+                )
+            }
+            (Hop::Unknown, _) if !self.may_resend => "the failure may have come after a redirect, which the client follows within an attempt, so the server may have received the request".to_owned(),
+            (Hop::Unknown, _) => return,
         };
         tracing::debug!(hop = ?hop, "placed a failure before the request was written");
         failure.evidence.insert(0, evidence);

@@ -124,8 +124,8 @@ pub(crate) struct Failure {
     pub(crate) progress: Option<BodyProgress>,
     /// The address of the TCP connect that failed, when the error names it.
     pub(crate) connect_addr: Option<SocketAddr>,
-    /// Whether the failure happened at the target of a redirect rather than
-    /// at the request's own host and port.
+    /// Whether the failure happened at an address other than the request's
+    /// own host and port, such as a redirect's target or a proxy.
     pub(crate) redirected: bool,
 }
 

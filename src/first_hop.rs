@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::target::Target;
 
@@ -87,6 +88,7 @@ pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) ->
             Lookup::Found(_) | Lookup::Failed | Lookup::TimedOut => Hop::Unknown,
         },
         (Failed::ConnectTimeout(connect_timeout), _) => {
+            let started = Instant::now();
             let connect_time = connect_timeout.min(MAX_CHECK_CONNECT_TIME);
             let addrs = match literal {
                 Some(ip) => vec![SocketAddr::new(ip, port)],
@@ -95,7 +97,8 @@ pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) ->
                     Lookup::Failed | Lookup::TimedOut => return Hop::Unknown,
                 },
             };
-            if connect_time > budget {
+            // The lookup and the connects share the budget.
+            if connect_time > budget.saturating_sub(started.elapsed()) {
                 return Hop::Unknown;
             }
             if none_accepts(&addrs, connect_time).await {

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use http::Method;
 use reqwest_timeout::{Diagnosis, Phase, StopReason};
+use support::{bind_loopback, RequestReader, Server};
 use support::{
     client_builder, closed_port, diagnosed, response, timeouts, with_timeouts, Blackhole, Sequence,
     StaticResolver,
 };
+use tokio::io::AsyncWriteExt;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -203,4 +205,55 @@ async fn post_refused_by_a_proxy_names_the_proxy_and_is_sent_once() {
     );
     assert!(error.evidence()[0].contains("proxy"), "{error:#}");
     assert_eq!(server.requests(), 0);
+}
+
+#[tokio::test]
+async fn post_redirected_to_another_address_at_the_same_port_names_it() {
+    // The server listens on 127.0.0.1 only, so 127.0.0.2 at its port refuses.
+    let listener = bind_loopback().await;
+    let other = format!("127.0.0.2:{}", listener.local_addr().unwrap().port());
+    let redirect = response(
+        "307 Temporary Redirect",
+        &[("Location", &format!("http://{other}/receipt"))],
+        b"",
+    );
+    let server = Server::spawn(listener, move |mut connection| {
+        let redirect = redirect.clone();
+        async move {
+            let mut reader = RequestReader::new();
+            while let Ok(Some(_head)) = reader.read_request(&mut connection.stream).await {
+                connection.stats.record_request();
+                if connection.stream.write_all(&redirect).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 3_000 * MS, 2).active_probe(true),
+    );
+    let url = format!("http://localhost:{}/pay", server.port());
+
+    let err = client
+        .post(&url)
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    let error = diagnosed(&err);
+    assert_eq!(server.requests(), 1, "the POST was sent again: {error:#}");
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(Method::POST)
+    );
+    assert!(error.evidence()[0].contains(&other), "{error:#}");
+    let probe = error.probe().expect("a refused connect is probed");
+    let probed: Vec<_> = probe
+        .results()
+        .iter()
+        .map(|result| result.addr().to_string())
+        .collect();
+    assert_eq!(probed, vec![other], "{error:#}");
 }
