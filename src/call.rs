@@ -198,9 +198,8 @@ impl<'c> Call<'c> {
     }
 
     /// Returns whether a failure before the request was written has to be
-    /// placed at the first hop or at a redirect's: to prove that a request
-    /// that may not be sent twice can be sent again, or to name the address
-    /// that failed.
+    /// placed at the first hop or elsewhere. A request that may not be sent
+    /// twice needs that proof, and a failed address is worth naming.
     fn must_locate(&self, classified: &Classified) -> bool {
         let needs_proof = !self.may_resend && classified.failure.retryable;
         classified.not_sent && (needs_proof || classified.failure.connect_addr.is_some())
@@ -476,7 +475,7 @@ impl<'c> Call<'c> {
             Some(AmbiguityNote::StalledConnect | AmbiguityNote::StalledLookupOrConnect)
         );
         // The probe's connects had at least the client's connect timeout,
-        // so their timing out says as much as the client's.
+        // so their timing out is as strong a sign as the client's.
         let probe_as_long = matches!(
             failure.limit,
             Some(Limit::ClientConnectTimeout(connect_timeout)) if budget >= connect_timeout
