@@ -13,8 +13,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use reqwest_timeout::{Attempts, Diagnosis, Limit, Phase, StopReason, TimeoutMiddleware};
 use support::{
-    client_builder, closed_port, diagnosed, timeouts, with_timeouts, Blackhole, Healthy,
-    StaticResolver,
+    client_builder, closed_port, diagnosed, timeouts, with_configured_client, with_timeouts,
+    Blackhole, Healthy, StaticResolver,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -110,17 +110,10 @@ async fn stalled_connect_by_name_is_placed_by_the_probe() {
 #[tokio::test]
 async fn configured_connect_timeout_is_named_with_its_value() {
     let blackhole = Blackhole::start().await;
-    let middleware = timeouts(1_000 * MS, 2_000 * MS, 0)
-        .connect_timeout(250 * MS)
-        .build()
-        .unwrap();
-    let client = middleware
-        .configure_client(client_builder())
-        .build()
-        .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(client)
-        .with(middleware)
-        .build();
+    let client = with_configured_client(
+        client_builder(),
+        timeouts(1_000 * MS, 2_000 * MS, 0).connect_timeout(250 * MS),
+    );
 
     let err = client.get(blackhole.url("/")).send().await.unwrap_err();
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::Method;
 use reqwest_timeout::{Diagnosis, Phase, StopReason};
-use support::{bind_loopback, RequestReader, Server};
+use support::{bind_loopback, with_configured_client, RequestReader, Server};
 use support::{
     client_builder, closed_port, diagnosed, response, timeouts, with_timeouts, Blackhole, Sequence,
     StaticResolver,
@@ -149,17 +149,10 @@ async fn post_with_connect_timeout_at_its_own_host_is_resent() {
     // whole connect fire before hyper-util's timer for the address, so the
     // error names no address and the middleware has to check the host.
     let resolver = StaticResolver::slow(50 * MS, vec![blackhole.addr()]);
-    let middleware = timeouts(1_000 * MS, 5_000 * MS, 1)
-        .connect_timeout(100 * MS)
-        .build()
-        .unwrap();
-    let client = middleware
-        .configure_client(client_builder().dns_resolver(resolver))
-        .build()
-        .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(client)
-        .with(middleware)
-        .build();
+    let client = with_configured_client(
+        client_builder().dns_resolver(resolver),
+        timeouts(1_000 * MS, 5_000 * MS, 1).connect_timeout(100 * MS),
+    );
     let url = format!("http://localhost:{}/pay", blackhole.addr().port());
 
     let err = client

@@ -6,7 +6,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use reqwest_timeout::{Diagnosis, Error, Limit, Phase, StopReason};
-use support::{client_builder, diagnosed, timeouts, with_timeouts, StallHead, StopReading};
+use support::{
+    client_builder, diagnosed, timeouts, with_configured_client, with_timeouts, StallHead,
+    StopReading,
+};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -145,17 +148,10 @@ async fn stalled_upload_put_is_retried_until_deadline() {
 #[tokio::test]
 async fn header_stall_with_known_connect_timeout_names_one_cause() {
     let server = StallHead::start().await;
-    let middleware = timeouts(300 * MS, 1_000 * MS, 0)
-        .connect_timeout(100 * MS)
-        .build()
-        .unwrap();
-    let client = middleware
-        .configure_client(client_builder())
-        .build()
-        .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(client)
-        .with(middleware)
-        .build();
+    let client = with_configured_client(
+        client_builder(),
+        timeouts(300 * MS, 1_000 * MS, 0).connect_timeout(100 * MS),
+    );
 
     let err = client.get(server.url("/")).send().await.unwrap_err();
 
@@ -172,17 +168,10 @@ async fn header_stall_with_known_connect_timeout_names_one_cause() {
 #[tokio::test]
 async fn header_stall_under_the_connect_timeout_names_both_causes() {
     let server = StallHead::start().await;
-    let middleware = timeouts(300 * MS, 1_000 * MS, 0)
-        .connect_timeout(100 * MS)
-        .build()
-        .unwrap();
-    let client = middleware
-        .configure_client(client_builder())
-        .build()
-        .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(client)
-        .with(middleware)
-        .build();
+    let client = with_configured_client(
+        client_builder(),
+        timeouts(300 * MS, 1_000 * MS, 0).connect_timeout(100 * MS),
+    );
 
     // The request's own timeout is the limit, and it is below the connect
     // timeout, so a connect that never completed would end the same way.

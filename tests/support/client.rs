@@ -21,6 +21,24 @@ pub fn with_timeouts(
         .build()
 }
 
+/// Builds the middleware from `timeouts`, sets its connect timeout on
+/// `client` with `configure_client`, and wraps the client in it.
+pub fn with_configured_client(
+    client: reqwest::ClientBuilder,
+    timeouts: TimeoutMiddlewareBuilder,
+) -> ClientWithMiddleware {
+    let middleware = timeouts
+        .build()
+        .expect("the test middleware configuration is valid");
+    let client = middleware
+        .configure_client(client)
+        .build()
+        .expect("the test client configuration is valid");
+    reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build()
+}
+
 /// Returns a middleware builder with the given attempt timeout, total timeout
 /// and retries, and a short fixed backoff (50 ms, then 100 ms, ...).
 pub fn timeouts(attempt: Duration, total: Duration, retries: u32) -> TimeoutMiddlewareBuilder {

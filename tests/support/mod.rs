@@ -29,7 +29,7 @@ pub use body::{
     PARTIAL_BODY_LEN,
 };
 pub use broken::{AcceptClose, Reset, TruncatedHead, TRUNCATED_HEAD};
-pub use client::{diagnosed, diagnosed_body, timeouts, with_timeouts};
+pub use client::{diagnosed, diagnosed_body, timeouts, with_configured_client, with_timeouts};
 pub use connect::{closed_port, Blackhole};
 pub use dns::{StaticResolver, TRANSIENT_DNS_MESSAGE};
 pub use healthy::{Healthy, HEALTHY_BODY};
