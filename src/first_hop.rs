@@ -8,14 +8,12 @@
 //! server received the request and answered with a redirect, and may have
 //! acted on it, as a server that answers a `POST` with `303 See Other` has.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::probe::{self, ProbeOutcome};
 use crate::target::Target;
 
 /// The place of a failure before the request was written.
@@ -122,24 +120,15 @@ pub(crate) async fn locate(target: &Target, failed: Failed, budget: Duration) ->
 /// time out after `connect_time`. Any other failure counts as accepting,
 /// because it proves nothing.
 async fn none_accepts(addrs: &[SocketAddr], connect_time: Duration) -> bool {
-    let mut connects = JoinSet::new();
-    for addr in addrs.iter().copied().take(MAX_CHECKED_ADDRESSES) {
-        connects.spawn(async move {
-            match tokio::time::timeout(connect_time, TcpStream::connect(addr)).await {
-                Ok(Err(error)) => error.kind() == io::ErrorKind::ConnectionRefused,
-                Err(_elapsed) => true,
-                Ok(Ok(_stream)) => false,
-            }
-        });
-    }
-    let mut checked = false;
-    while let Some(joined) = connects.join_next().await {
-        if !matches!(joined, Ok(true)) {
-            return false;
-        }
-        checked = true;
-    }
-    checked
+    let addrs = &addrs[..addrs.len().min(MAX_CHECKED_ADDRESSES)];
+    let results = probe::connect_each(addrs, Instant::now().checked_add(connect_time)).await;
+    !results.is_empty()
+        && results.iter().all(|result| {
+            matches!(
+                result.outcome(),
+                ProbeOutcome::Refused | ProbeOutcome::TimedOut
+            )
+        })
 }
 
 /// The maximum number of a host's addresses that the check connects to.

@@ -133,6 +133,16 @@ pub(crate) async fn probe(host: &str, port: u16, budget: Duration) -> ProbeRepor
         Err(_elapsed) => return resolve_failure("timed out".to_owned()),
     };
 
+    ProbeReport {
+        results: connect_each(&addrs, end).await,
+        resolve_error: None,
+    }
+}
+
+/// Opens a bare TCP connection to each of `addrs` at once, closing each as
+/// soon as it opens, and returns the results in the order of `addrs`. A
+/// connect still open at `end` timed out.
+pub(crate) async fn connect_each(addrs: &[SocketAddr], end: Option<Instant>) -> Vec<ProbeResult> {
     let mut connects = JoinSet::new();
     for (index, addr) in addrs.iter().copied().enumerate() {
         connects.spawn(async move {
@@ -154,10 +164,7 @@ pub(crate) async fn probe(host: &str, port: u16, budget: Duration) -> ProbeRepor
             results[index] = Some(result);
         }
     }
-    ProbeReport {
-        results: results.into_iter().flatten().collect(),
-        resolve_error: None,
-    }
+    results.into_iter().flatten().collect()
 }
 
 fn connect_outcome(result: io::Result<tokio::net::TcpStream>, started: Instant) -> ProbeOutcome {
