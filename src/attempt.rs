@@ -199,7 +199,7 @@ pub enum StopReason {
     /// failures. A request that may not be sent twice, such as a `POST`
     /// without an `Idempotency-Key`, stops with
     /// [`NotIdempotent`](StopReason::NotIdempotent) instead, because the
-    /// server that answered has received it.
+    /// server that responded has received it.
     Streaming,
 }
 

@@ -255,12 +255,12 @@ impl TimeoutMiddlewareBuilder {
     /// target or a proxy. Its lookup uses the system resolver.
     ///
     /// With the probe off, a failed connect still leads to a smaller check
-    /// when the request is a `POST` or `PATCH` that may be sent again only
-    /// if nothing reached the server: the middleware resolves the request's
-    /// host with the system resolver, and after a connect timeout that names
-    /// no address, tries a bare TCP connect to it. The error of a connect
-    /// that names its address also leads to that lookup, for any method, to
-    /// tell whether a redirect sent the request elsewhere.
+    /// for a `POST` or `PATCH` that may be sent again only if nothing reached
+    /// the server. The middleware then resolves the request's host with the
+    /// system resolver. After a connect timeout that names no address, it
+    /// also tries a bare TCP connect to that host. A failed connect that
+    /// names its address leads to the same lookup for any method, to tell
+    /// whether a redirect sent the request elsewhere.
     ///
     /// Default is off.
     pub fn active_probe(mut self, enabled: bool) -> Self {

@@ -206,8 +206,8 @@ impl<'c> Call<'c> {
     }
 
     /// Places a failure before the request was written at the request's own
-    /// host and port or at a redirect's, and keeps it as proof that nothing
-    /// was sent only in the first case.
+    /// host and port or elsewhere. Only the first place keeps it as proof
+    /// that nothing was sent.
     async fn locate_failure(&self, classified: &mut Classified) {
         let failure = &mut classified.failure;
         let budget = self
@@ -446,7 +446,7 @@ impl<'c> Call<'c> {
         if !self.config.active_probe || !worth_probing(failure) {
             return;
         }
-        // A redirect's address, when the failure happened there.
+        // The failed address, when it is not the request's own.
         let (host, port) = match (failure.redirected, failure.connect_addr) {
             (false, _) => match self.target.port() {
                 Some(port) => (self.target.host().to_owned(), port),

@@ -38,8 +38,8 @@ pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 /// - when another middleware further down the chain failed, a copy of that
 ///   middleware's error text without the userinfo, query and fragment of any
 ///   URL in it, so it cannot be downcast to that middleware's type;
-/// - when the middleware's own timer ended the attempt, an error that says
-///   so; none when the deadline left no time for a first attempt.
+/// - when the middleware's own timer ended the attempt, an error that states
+///   it, or none when the deadline left no time for a first attempt.
 ///
 /// NOTE: text that reqwest's sources, such as hyper's or an `io::Error`,
 /// wrote into their own messages stays as it is. The message, `Debug`,
@@ -77,7 +77,7 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AmbiguityNote {
     /// A request timeout fired before the headers: unless the middleware
-    /// knows a client `connect_timeout` shorter than the limit, a connect
+    /// has a client `connect_timeout` shorter than the limit, a connect
     /// that never completed looks the same.
     ConnectOrHeaders,
     /// The client's connect timeout fired, and the error does not name the

@@ -1,12 +1,13 @@
-//! Where a failure before the request was written happened: at the
-//! request's own host and port, or at a host that a redirect sent it to.
+//! The place of a failure before the request was written: the request's
+//! own host and port, or a host that a redirect or a proxy sent it to.
 //!
 //! reqwest follows redirects within one attempt, and a failure on a later
 //! hop looks like one on the first: the error names the request's URL, not
 //! the redirect's. A refused connect on the first hop proves that no server
 //! received the request. On a later hop it proves the opposite: the first
-//! server received the request and answered with a redirect, and may have
-//! acted on it, as a server that answers a `POST` with `303 See Other` has.
+//! server received the request and responded with a redirect. It may have
+//! acted on the request too, as a server that responds to a `POST` with
+//! `303 See Other` has.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -62,7 +63,7 @@ const MAX_CHECK_CONNECT_TIME: Duration = Duration::from_millis(1_500);
 /// lookup fails as well. A connect timeout that names no address is placed
 /// there only when no address of the target accepts a connection within the
 /// client's connect timeout (at most 1.5 s) either: otherwise the target may
-/// have answered with a redirect. A check that runs out of time places
+/// have responded with a redirect. A check that runs out of time places
 /// nothing.
 ///
 /// NOTE: a redirect to the request's own host and port cannot be told from
@@ -193,7 +194,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refusal_at_the_requests_address_is_the_first_hop() {
+    async fn refusal_at_own_address_is_first_hop() {
         let hop = locate(
             &target("http://127.0.0.1:8080/pay"),
             connect("127.0.0.1:8080"),
@@ -253,7 +254,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connect_timeout_at_a_target_that_refuses_is_the_first_hop() {
+    async fn timeout_at_refusing_target_is_first_hop() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/pay", closed.local_addr().unwrap());
         drop(closed);
@@ -264,7 +265,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connect_timeout_at_a_target_that_accepts_is_unknown() {
+    async fn timeout_at_accepting_target_is_unknown() {
         // The kernel completes connects to a listener that never accepts.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/pay", listener.local_addr().unwrap());
@@ -275,7 +276,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn another_address_of_a_host_name_is_unknown() {
+    async fn other_address_of_name_is_unknown() {
         // The client may resolve the name its own way, so another address
         // at the same port proves no redirect.
         let hop = locate(
@@ -289,7 +290,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connect_timeout_check_without_time_is_unknown() {
+    async fn timeout_check_without_time_is_unknown() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/pay", closed.local_addr().unwrap());
         drop(closed);
@@ -307,14 +308,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_lookup_for_an_ip_address_is_a_redirect() {
+    async fn failed_lookup_for_ip_is_redirect() {
         let hop = locate(&target("http://127.0.0.1:8080/pay"), Failed::Lookup, BUDGET).await;
 
         assert_eq!(hop, Hop::Redirected(None));
     }
 
     #[tokio::test]
-    async fn failed_lookup_of_a_name_that_resolves_now_is_unknown() {
+    async fn failed_lookup_of_resolving_name_is_unknown() {
         let hop = locate(&target("http://localhost:8080/pay"), Failed::Lookup, BUDGET).await;
 
         assert_eq!(hop, Hop::Unknown);

@@ -225,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn last_attempt_cut_short_by_the_deadline_takes_the_earlier_cause() {
+    fn cut_short_attempt_takes_earlier_cause() {
         let reset = failure(Phase::Body, Diagnosis::ConnectionClosed, false);
         let stalled = failure(Phase::Body, Diagnosis::BodyStalled, true);
         let history = vec![
@@ -244,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn last_attempt_ending_before_its_short_limit_keeps_its_cause() {
+    fn early_end_keeps_its_cause() {
         let refused = failure(Phase::Connect, Diagnosis::ConnectionRefused, false);
         let dropped = failure(Phase::Connect, Diagnosis::ConnectTimedOut, true);
         let history = vec![
@@ -259,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn last_attempt_with_the_full_limit_keeps_its_cause() {
+    fn full_limit_keeps_its_cause() {
         let reset = failure(Phase::Body, Diagnosis::ConnectionClosed, false);
         let stalled = failure(Phase::Body, Diagnosis::BodyStalled, true);
         let history = vec![
@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn last_attempt_cut_short_in_another_phase_keeps_its_cause() {
+    fn other_phase_keeps_its_cause() {
         let refused = failure(Phase::Connect, Diagnosis::ConnectionClosed, false);
         let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
         let history = vec![

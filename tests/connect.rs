@@ -57,7 +57,7 @@ async fn blackhole_connect_times_out_in_connect_phase() {
 }
 
 /// Sends a GET to `blackhole` by the name `localhost`, with a client connect
-/// timeout of 150 ms and a resolver that answers after 50 ms, and returns
+/// timeout of 150 ms and a resolver that takes 50 ms, and returns
 /// the error. reqwest's timer around the whole connect then always fires
 /// before hyper-util's timer for the address, so the error does not name
 /// the TCP connect.
@@ -77,7 +77,7 @@ async fn connect_timeout_by_name(
 }
 
 #[tokio::test]
-async fn stalled_connect_by_name_notes_the_tcp_connect() {
+async fn stalled_connect_by_name_notes_tcp() {
     let blackhole = Blackhole::start().await;
 
     let err = connect_timeout_by_name(&blackhole, timeouts(1_000 * MS, 2_000 * MS, 0)).await;
@@ -92,7 +92,7 @@ async fn stalled_connect_by_name_notes_the_tcp_connect() {
 }
 
 #[tokio::test]
-async fn stalled_connect_by_name_is_placed_by_the_probe() {
+async fn probe_settles_stalled_connect_by_name() {
     let blackhole = Blackhole::start().await;
 
     let err = connect_timeout_by_name(

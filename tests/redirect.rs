@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use http::Method;
+use reqwest_middleware::ClientWithMiddleware;
 use reqwest_timeout::{Diagnosis, Phase, StopReason};
 use support::{bind_loopback, with_configured_client, RequestReader, Server};
 use support::{
@@ -18,27 +19,22 @@ use tokio::io::AsyncWriteExt;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// Starts a server that answers every request with `status` and a
-/// `Location` on a port where nothing listens, and returns it with that
-/// port's address.
-async fn redirect_to_closed_port(status: &str) -> (Sequence, std::net::SocketAddr) {
-    let closed = closed_port();
-    let location = format!("http://{closed}/receipt");
-    let server = Sequence::start(vec![response(status, &[("Location", &location)], b"")]).await;
-    (server, closed)
-}
-
-#[tokio::test]
-async fn post_redirected_with_303_to_a_refused_port_is_sent_once() {
-    let (server, closed) = redirect_to_closed_port("303 See Other").await;
-    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
-
-    let err = client
-        .post(server.url("/pay"))
+/// Sends a `POST` with a small body to `url`, which must fail.
+async fn post_payment(client: &ClientWithMiddleware, url: &str) -> reqwest_middleware::Error {
+    client
+        .post(url)
         .body("amount=10")
         .send()
         .await
-        .unwrap_err();
+        .expect_err("the POST should fail")
+}
+
+#[tokio::test]
+async fn post_after_303_is_sent_once() {
+    let (server, closed) = Sequence::redirect_to_closed_port("303 See Other").await;
+    let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
+
+    let err = post_payment(&client, &server.url("/pay")).await;
 
     let error = diagnosed(&err);
     let message = error.to_string();
@@ -59,16 +55,11 @@ async fn post_redirected_with_303_to_a_refused_port_is_sent_once() {
 }
 
 #[tokio::test]
-async fn post_redirected_with_307_to_a_refused_port_is_sent_once() {
-    let (server, closed) = redirect_to_closed_port("307 Temporary Redirect").await;
+async fn post_after_307_is_sent_once() {
+    let (server, closed) = Sequence::redirect_to_closed_port("307 Temporary Redirect").await;
     let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
 
-    let err = client
-        .post(server.url("/pay"))
-        .body("amount=10")
-        .send()
-        .await
-        .unwrap_err();
+    let err = post_payment(&client, &server.url("/pay")).await;
 
     let error = diagnosed(&err);
     assert_eq!(server.requests(), 1, "the POST was sent again: {error}");
@@ -83,8 +74,8 @@ async fn post_redirected_with_307_to_a_refused_port_is_sent_once() {
 }
 
 #[tokio::test]
-async fn get_redirected_to_a_refused_port_is_retried_and_probes_that_port() {
-    let (server, closed) = redirect_to_closed_port("302 Found").await;
+async fn redirected_get_probes_the_refused_port() {
+    let (server, closed) = Sequence::redirect_to_closed_port("302 Found").await;
     let client = with_timeouts(
         client_builder(),
         timeouts(1_000 * MS, 3_000 * MS, 2).active_probe(true),
@@ -105,7 +96,7 @@ async fn get_redirected_to_a_refused_port_is_retried_and_probes_that_port() {
 }
 
 #[tokio::test]
-async fn refused_post_to_localhost_is_resent_after_a_lookup() {
+async fn refused_post_to_localhost_is_resent() {
     let closed = closed_port();
     let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 2));
 
@@ -124,7 +115,7 @@ async fn refused_post_to_localhost_is_resent_after_a_lookup() {
 }
 
 #[tokio::test]
-async fn redirect_loop_is_not_retried_and_says_so() {
+async fn redirect_loop_is_not_retried() {
     let server = Sequence::start(vec![response("302 Found", &[("Location", "/again")], b"")]).await;
     let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
 
@@ -143,11 +134,11 @@ async fn redirect_loop_is_not_retried_and_says_so() {
 }
 
 #[tokio::test]
-async fn post_with_connect_timeout_at_its_own_host_is_resent() {
+async fn post_timing_out_at_its_host_is_resent() {
     let blackhole = Blackhole::start().await;
-    // A resolver that answers after 50 ms makes reqwest's timer around the
-    // whole connect fire before hyper-util's timer for the address, so the
-    // error names no address and the middleware has to check the host.
+    // A resolver that takes 50 ms makes reqwest's timer around the whole
+    // connect fire before hyper-util's timer for the address. The error then
+    // names no address, and the middleware has to check the host.
     let resolver = StaticResolver::slow(50 * MS, vec![blackhole.addr()]);
     let client = with_configured_client(
         client_builder().dns_resolver(resolver),
@@ -155,12 +146,7 @@ async fn post_with_connect_timeout_at_its_own_host_is_resent() {
     );
     let url = format!("http://localhost:{}/pay", blackhole.addr().port());
 
-    let err = client
-        .post(&url)
-        .body("amount=10")
-        .send()
-        .await
-        .unwrap_err();
+    let err = post_payment(&client, &url).await;
 
     let error = diagnosed(&err);
     assert_eq!(error.attempts(), 2, "{error:#}");
@@ -169,7 +155,7 @@ async fn post_with_connect_timeout_at_its_own_host_is_resent() {
 }
 
 #[tokio::test]
-async fn post_refused_by_a_proxy_names_the_proxy_and_is_sent_once() {
+async fn post_refused_by_proxy_is_sent_once() {
     let proxy = closed_port();
     let server = Sequence::start(vec![response("200 OK", &[], b"")]).await;
     let client = with_timeouts(
@@ -177,12 +163,7 @@ async fn post_refused_by_a_proxy_names_the_proxy_and_is_sent_once() {
         timeouts(1_000 * MS, 3_000 * MS, 2),
     );
 
-    let err = client
-        .post(server.url("/pay"))
-        .body("amount=10")
-        .send()
-        .await
-        .unwrap_err();
+    let err = post_payment(&client, &server.url("/pay")).await;
 
     // The middleware cannot read the client's proxy, so it cannot rule out
     // a redirect, and a request that may not be sent twice stays sent once.
@@ -201,7 +182,7 @@ async fn post_refused_by_a_proxy_names_the_proxy_and_is_sent_once() {
 }
 
 #[tokio::test]
-async fn post_redirected_to_another_address_at_the_same_port_names_it() {
+async fn redirect_to_another_address_is_named() {
     // The server listens on 127.0.0.1 only, so 127.0.0.2 at its port refuses.
     let listener = bind_loopback().await;
     let other = format!("127.0.0.2:{}", listener.local_addr().unwrap().port());
@@ -228,12 +209,7 @@ async fn post_redirected_to_another_address_at_the_same_port_names_it() {
     );
     let url = format!("http://localhost:{}/pay", server.port());
 
-    let err = client
-        .post(&url)
-        .body("amount=10")
-        .send()
-        .await
-        .unwrap_err();
+    let err = post_payment(&client, &url).await;
 
     let error = diagnosed(&err);
     assert_eq!(server.requests(), 1, "the POST was sent again: {error:#}");

@@ -101,15 +101,8 @@ async fn outer_reqwest_retry_does_not_resend_post_after_503() {
 }
 
 #[tokio::test]
-async fn outer_reqwest_retry_does_not_resend_post_after_redirect_to_refused_port() {
-    let closed = support::closed_port();
-    let location = format!("http://{closed}/receipt");
-    let server = support::Sequence::start(vec![support::response(
-        "303 See Other",
-        &[("Location", &location)],
-        b"",
-    )])
-    .await;
+async fn outer_retry_keeps_redirected_post_once() {
+    let (server, _closed) = support::Sequence::redirect_to_closed_port("303 See Other").await;
     let client = retry_outside(TimeoutAwareStrategy::default());
 
     let err = client

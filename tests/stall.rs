@@ -166,7 +166,7 @@ async fn header_stall_with_known_connect_timeout_names_one_cause() {
 }
 
 #[tokio::test]
-async fn header_stall_under_the_connect_timeout_names_both_causes() {
+async fn stall_under_connect_timeout_names_both() {
     let server = StallHead::start().await;
     let client = with_configured_client(
         client_builder(),

@@ -329,7 +329,7 @@ impl GuardedBody {
         } else {
             io::ErrorKind::Other
         };
-        // The server answered, so it received the request: another call
+        // The server responded, so it received the request. Another call
         // is safe only for a request that may be sent twice.
         let stop = if context.may_resend {
             StopReason::Streaming

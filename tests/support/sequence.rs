@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
-use super::http::RequestReader;
+use super::connect::closed_port;
+use super::http::{response, RequestReader};
 use super::server::{bind_loopback, Server};
 
 /// Simulates a backend whose responses change over time: the n-th request, counted
@@ -19,6 +20,16 @@ pub struct Sequence {
 }
 
 impl Sequence {
+    /// Starts a server that redirects every request with `status` to a
+    /// loopback port where nothing listens, and returns it with that port's
+    /// address.
+    pub async fn redirect_to_closed_port(status: &str) -> (Self, std::net::SocketAddr) {
+        let closed = closed_port();
+        let location = format!("http://{closed}/receipt");
+        let server = Self::start(vec![response(status, &[("Location", &location)], b"")]).await;
+        (server, closed)
+    }
+
     /// Starts the server on a free loopback port. Panics if `responses` is empty.
     pub async fn start(responses: Vec<Vec<u8>>) -> Self {
         assert!(
