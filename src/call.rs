@@ -79,19 +79,34 @@ impl Attempt {
 type BufferedEnd<'c> =
     Pin<Box<dyn Future<Output = (Result<Response, Classified>, AttemptRecord)> + Send + 'c>>;
 
-/// The call's next step after an attempt.
-enum Step {
+/// The call's next step after an attempt, as its future takes it.
+enum After<'s> {
     /// Wait this long, then make the next attempt.
-    Retry(Duration),
+    Wait(Duration),
     /// End the call with this response.
     Respond(Response),
-    /// End the call with this failure of the last attempt, once the
-    /// failure is explained.
+    /// Run this first: it places a failure at its hop, decides, and explains
+    /// the failure when the call ends with it. It returns the wait before the
+    /// next attempt or the call's error. Boxed, because the lookup's and the
+    /// probe's state would otherwise enlarge every call's future, failed or
+    /// not, past the sizes that the allocator serves fastest.
+    Explain(Pin<Box<dyn Future<Output = reqwest_middleware::Result<Duration>> + Send + 's>>),
+}
+
+/// What the call does after a failed attempt.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per failed attempt and taken apart at once; a box would only add an allocation"
+)]
+enum AfterFailure {
+    /// Wait this long, then make the next attempt.
+    Retry(Duration),
+    /// End the call with this failure, for this reason.
     GiveUp(Failure, StopReason),
 }
 
-/// The retry decision after an attempt, which [`Call::decide`] turns into a
-/// [`Step`].
+/// The retry decision after an attempt, which [`Call::conclude`] turns into
+/// an [`After`].
 enum Decision {
     /// Wait, then send the request again.
     Retry {
@@ -145,25 +160,25 @@ impl<'c> Call<'c> {
                     next.clone().run(sent, &mut *extensions.0),
                 );
                 let outcome = attempt.limit_timer(exchange).await;
-                let (mut result, record) = if self.config.body.buffer {
-                    self.end_buffered(outcome, &attempt).await
-                } else {
-                    self.end_exchange(outcome, &attempt)
-                };
-                if let Err(classified) = &mut result {
-                    if self.must_locate(classified) {
-                        // Boxed, because the lookup's state would otherwise
-                        // enlarge every call's future.
-                        Box::pin(self.locate_failure(classified)).await;
-                    }
-                }
-                let wait = match self.decide(result, record, &attempt) {
-                    Step::Retry(wait) => wait,
-                    Step::Respond(response) => return Ok(response),
-                    Step::GiveUp(failure, stop) => {
-                        // Boxed, because the probe's state would otherwise
-                        // enlarge every call's future, failed or not.
-                        return Err(Box::pin(self.give_up(failure, stop)).await);
+                // A block, so that the attempt's end takes no room in the
+                // future while it waits before the next attempt.
+                let wait = {
+                    let (result, record) = if self.config.body.buffer {
+                        self.end_buffered(outcome, &attempt).await
+                    } else {
+                        self.end_exchange(outcome, &attempt)
+                    };
+                    // Matched apart from the `await`, so that the response
+                    // takes no room in the future while a failure is
+                    // explained.
+                    let slow = match self.conclude(result, record, &attempt) {
+                        After::Wait(wait) => Ok(wait),
+                        After::Respond(response) => return Ok(response),
+                        After::Explain(slow) => Err(slow),
+                    };
+                    match slow {
+                        Ok(wait) => wait,
+                        Err(slow) => slow.await?,
                     }
                 };
                 tokio::time::sleep(wait).await;
@@ -203,6 +218,44 @@ impl<'c> Call<'c> {
     fn must_locate(&self, classified: &Classified) -> bool {
         let needs_proof = !self.may_resend && classified.failure.retryable;
         classified.not_sent && (needs_proof || classified.failure.connect_addr.is_some())
+    }
+
+    /// Returns what the call does after an attempt that ended with `result`,
+    /// once the attempt is recorded.
+    fn conclude<'s>(
+        &'s mut self,
+        result: Result<Response, Classified>,
+        mut record: AttemptRecord,
+        attempt: &'s Attempt,
+    ) -> After<'s> {
+        if self.config.body.buffer {
+            // In buffered mode the attempt includes reading the body.
+            record.duration = attempt.started.elapsed();
+        }
+        let failed = match result {
+            Ok(response) => return self.after_response(response, record, attempt),
+            Err(classified) if self.must_locate(&classified) => {
+                return After::Explain(Box::pin(async move {
+                    let mut classified = classified;
+                    self.locate_failure(&mut classified).await;
+                    match self.after_failure(classified, record, attempt) {
+                        AfterFailure::Retry(wait) => Ok(wait),
+                        AfterFailure::GiveUp(failure, stop) => {
+                            Err(self.give_up(failure, stop).await)
+                        }
+                    }
+                }));
+            }
+            Err(classified) => self.after_failure(classified, record, attempt),
+        };
+        match failed {
+            AfterFailure::Retry(wait) => After::Wait(wait),
+            AfterFailure::GiveUp(failure, stop) => {
+                After::Explain(Box::pin(
+                    async move { Err(self.give_up(failure, stop).await) },
+                ))
+            }
+        }
     }
 
     /// Places a failure before the request was written at the request's own
@@ -315,45 +368,39 @@ impl<'c> Call<'c> {
         })
     }
 
-    /// Records the attempt and decides what the call does next.
-    fn decide(
+    /// Records an attempt that ended with a response, and decides whether
+    /// the call returns it or waits and tries again.
+    fn after_response(
         &mut self,
-        result: Result<Response, Classified>,
+        response: Response,
         mut record: AttemptRecord,
         attempt: &Attempt,
-    ) -> Step {
-        if self.config.body.buffer {
-            // In buffered mode the attempt includes reading the body.
-            record.duration = attempt.started.elapsed();
-        }
-        let retry = attempt.retry;
-        let classified = match result {
-            Ok(response) => {
-                let status = response.status();
-                return match self.decide_after_status(
-                    status,
-                    record.retry_after,
-                    attempt.resendable,
-                ) {
-                    Decision::Retry { wait } => {
-                        tracing::debug!(
-                            http.request.resend_count = retry + 1,
-                            http.response.status_code = status.as_u16(),
-                            wait_ms = duration_ms(wait),
-                            "retrying after a retryable status"
-                        );
-                        record.wait_after = Some(wait);
-                        self.history.push(record);
-                        Step::Retry(wait)
-                    }
-                    Decision::Stop(stop) => {
-                        Step::Respond(self.deliver(response, record, stop, attempt))
-                    }
-                };
+    ) -> After<'static> {
+        let status = response.status();
+        match self.decide_after_status(status, record.retry_after, attempt.resendable) {
+            Decision::Retry { wait } => {
+                tracing::debug!(
+                    http.request.resend_count = attempt.retry + 1,
+                    http.response.status_code = status.as_u16(),
+                    wait_ms = duration_ms(wait),
+                    "retrying after a retryable status"
+                );
+                record.wait_after = Some(wait);
+                self.history.push(record);
+                After::Wait(wait)
             }
-            Err(classified) => body::refine_after_upload(classified, attempt.upload.as_deref()),
-        };
+            Decision::Stop(stop) => After::Respond(self.deliver(response, record, stop, attempt)),
+        }
+    }
 
+    /// Records a failed attempt and decides whether the call tries again.
+    fn after_failure(
+        &mut self,
+        classified: Classified,
+        mut record: AttemptRecord,
+        attempt: &Attempt,
+    ) -> AfterFailure {
+        let classified = body::refine_after_upload(classified, attempt.upload.as_deref());
         record.outcome = AttemptOutcome::Failed {
             phase: classified.failure.phase,
             diagnosis: classified.failure.diagnosis,
@@ -363,7 +410,7 @@ impl<'c> Call<'c> {
         match self.decide_after_error(&classified, attempt.resendable) {
             Decision::Retry { wait } => {
                 tracing::debug!(
-                    http.request.resend_count = retry + 1,
+                    http.request.resend_count = attempt.retry + 1,
                     reason = classified.failure.diagnosis.code(),
                     phase = classified.failure.phase.as_str(),
                     wait_ms = duration_ms(wait),
@@ -371,11 +418,11 @@ impl<'c> Call<'c> {
                 );
                 record.wait_after = Some(wait);
                 self.history.push(record);
-                Step::Retry(wait)
+                AfterFailure::Retry(wait)
             }
             Decision::Stop(stop) => {
                 self.history.push(record);
-                Step::GiveUp(classified.failure, stop)
+                AfterFailure::GiveUp(classified.failure, stop)
             }
         }
     }
@@ -409,14 +456,18 @@ impl<'c> Call<'c> {
 
     /// Returns the error that ends the call, after adding what the attempts
     /// and the active probe show.
-    async fn give_up(self, mut failure: Failure, stop: StopReason) -> reqwest_middleware::Error {
+    async fn give_up(
+        &mut self,
+        mut failure: Failure,
+        stop: StopReason,
+    ) -> reqwest_middleware::Error {
         self.explain(&mut failure).await;
         let elapsed = self.deadline.elapsed(Instant::now());
         let error = Error::new(
-            self.method,
-            self.target,
+            self.method.clone(),
+            self.target.clone(),
             failure,
-            self.history,
+            mem::take(&mut self.history),
             elapsed,
             stop,
         );

@@ -305,3 +305,59 @@ impl Middleware for TimeoutMiddleware {
         Box::pin(CALL_IN_PROGRESS.scope((), run))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Records the size of the future that the rest of the chain returns,
+    /// then drops it unpolled, so that nothing is sent.
+    struct MeasureFuture(Arc<AtomicUsize>);
+
+    impl Middleware for MeasureFuture {
+        fn handle<'life0, 'life1, 'life2, 'async_trait>(
+            &'life0 self,
+            request: Request,
+            extensions: &'life1 mut Extensions,
+            next: Next<'life2>,
+        ) -> Pin<Box<dyn Future<Output = reqwest_middleware::Result<Response>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            Self: 'async_trait,
+        {
+            let call = next.run(request, extensions);
+            self.0
+                .store(std::mem::size_of_val(&*call), Ordering::Relaxed);
+            drop(call);
+            Box::pin(std::future::ready(Err(
+                reqwest_middleware::Error::middleware(std::io::Error::other("measured")),
+            )))
+        }
+    }
+
+    /// glibc serves allocations of up to 1 032 bytes from a per-thread cache
+    /// and larger ones from its bins, at several times the cost. Each call
+    /// boxes its future once, so the future has to stay below that size.
+    #[tokio::test]
+    async fn call_future_fits_the_allocators_fast_sizes() {
+        let size = Arc::new(AtomicUsize::new(0));
+        let middleware = TimeoutMiddleware::builder()
+            .build()
+            .expect("valid defaults");
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(MeasureFuture(Arc::clone(&size)))
+            .with(middleware)
+            .build();
+
+        let result = client.get("http://127.0.0.1:9/").send().await;
+
+        assert!(result.is_err(), "the measuring layer ends every call");
+        let size = size.load(Ordering::Relaxed);
+        assert!(size > 0, "the middleware returned no future");
+        assert!(size <= 1024, "the call's future takes {size} bytes");
+    }
+}
