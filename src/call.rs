@@ -332,7 +332,9 @@ impl<'c> Call<'c> {
                 error,
                 &self.attempt_context(&attempt.limit, duration),
             )),
-            Ok(Err(header_timeout)) => Err(header_timeout.classify()),
+            Ok(Err(header_timeout)) => {
+                Err(header_timeout.classify(self.config.known_connect_timeout()))
+            }
             Err(_elapsed) => Err(classify_timeout(
                 &self.attempt_context(&attempt.limit, duration),
             )),

@@ -13,6 +13,10 @@
 //! - a connection closed or reset before the response is a `hyper::Error`
 //!   (incomplete message) or an `io::Error` (reset), the same for a fresh
 //!   connection and for a reused keep-alive connection;
+//! - an HTTP/2 stream that the server reset, or ended with GOAWAY, is h2's
+//!   error inside hyper's, read in [`http2`](crate::http2); when the
+//!   connection stops answering HTTP/2 keep-alive pings, hyper's message says
+//!   "keep-alive timed out" and reqwest's `is_timeout()` is true;
 //! - a certificate that rustls 0.23 rejects is an `io::Error` of kind
 //!   `InvalidData` in the connect error, and the rustls error inside it says
 //!   why only in its message, which starts with "invalid peer certificate: ".
@@ -28,6 +32,7 @@ use crate::deadline::AttemptLimit;
 use crate::diagnosis::Diagnosis;
 use crate::error::{AmbiguityNote, Failure};
 use crate::format::{error_chain_text, DisplayDuration};
+use crate::http2::{self, StreamEnd};
 use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::redact;
@@ -215,6 +220,12 @@ fn classify_reqwest(
         // timed-out kind, so sending it again would fail the same way.
         return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
     }
+    if let Some(end) = facts.stream_end {
+        return classify_stream_end(end, facts.body);
+    }
+    if facts.keep_alive_timed_out {
+        return keep_alive_timed_out(facts.body);
+    }
     if error.is_timeout() {
         let limit = if context.elapsed + EARLY_FIRE_MARGIN < context.limit.budget {
             Limit::ClientTimeout(context.elapsed)
@@ -253,6 +264,33 @@ fn classify_reqwest(
         return failure(Phase::Body, Diagnosis::Other, false, None).not_retryable();
     }
     failure(Phase::Headers, Diagnosis::Other, false, None).not_retryable()
+}
+
+/// Classifies an HTTP/2 stream that a reset or a GOAWAY ended.
+fn classify_stream_end(end: StreamEnd, in_body: bool) -> Classified {
+    let phase = if in_body { Phase::Body } else { Phase::Headers };
+    let verdict = end.verdict(in_body);
+    let mut classified = failure(phase, verdict.diagnosis, false, None);
+    classified.failure.retryable = verdict.retryable;
+    classified.failure.evidence.push(verdict.evidence);
+    classified
+}
+
+/// Classifies an HTTP/2 connection that stopped answering the client's
+/// keep-alive pings. It is a timeout of the client's, but not the request
+/// timeout that reqwest's `is_timeout()` suggests.
+fn keep_alive_timed_out(in_body: bool) -> Classified {
+    let (phase, diagnosis) = if in_body {
+        (Phase::Body, Diagnosis::BodyStalled)
+    } else {
+        (Phase::Headers, Diagnosis::ServerStalled)
+    };
+    let mut classified = failure(phase, diagnosis, true, None);
+    classified.failure.evidence.push(
+        "the HTTP/2 connection stopped answering the client's keep-alive pings (`http2_keep_alive_timeout`), so the client closed it: the server or the network on the way stalled"
+            .to_owned(),
+    );
+    classified
 }
 
 /// Classifies a failed name lookup. "No such name" is final; any other
@@ -404,6 +442,11 @@ struct ChainFacts {
     not_http_reply: bool,
     /// The reason the client rejected the server's certificate, if it did.
     certificate: Option<CertificateProblem>,
+    /// The HTTP/2 reset or GOAWAY that ended the request's stream.
+    stream_end: Option<StreamEnd>,
+    /// hyper's "keep-alive timed out": the HTTP/2 connection did not answer
+    /// the client's pings in time.
+    keep_alive_timed_out: bool,
 }
 
 /// Returns the address in the `Debug` text of hyper-util 0.1's
@@ -505,7 +548,16 @@ impl ChainFacts {
         if let Some(nested) = source.downcast_ref::<reqwest::Error>() {
             self.body |= nested.is_body() || nested.is_decode();
         }
+        if let Some(end) = StreamEnd::read(source) {
+            self.stream_end = Some(end);
+        }
+        if let Some(io) = http2::io_error(source) {
+            self.note_io(io);
+        }
         let message = source.to_string();
+        if message == "keep-alive timed out" {
+            self.keep_alive_timed_out = true;
+        }
         // hyper-util 0.1 names the stage only in the message of its private
         // `ConnectError`.
         if message == "tcp connect error" {

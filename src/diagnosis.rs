@@ -34,7 +34,12 @@ pub enum Diagnosis {
     /// The server stopped reading the request body before it was complete.
     UploadStalled,
     /// The connection was closed or reset before the response was complete.
+    /// An HTTP/2 stream that the server reset, or a connection that it
+    /// closed with GOAWAY, counts too.
     ConnectionClosed,
+    /// The server refused the HTTP/2 stream before processing the request
+    /// (`REFUSED_STREAM`): it was busy, or at its limit of concurrent streams.
+    StreamRefused,
     /// The request itself is invalid, such as a URL that cannot be sent.
     InvalidRequest,
     /// A failure that fits none of the other causes; the source error has
@@ -57,6 +62,7 @@ impl Diagnosis {
             Diagnosis::TimeoutTooShort => "timeout-too-short",
             Diagnosis::UploadStalled => "upload-stalled",
             Diagnosis::ConnectionClosed => "connection-closed",
+            Diagnosis::StreamRefused => "stream-refused",
             Diagnosis::InvalidRequest => "invalid-request",
             Diagnosis::Other => "other",
         }
@@ -77,6 +83,7 @@ impl Diagnosis {
             Diagnosis::ConnectionClosed => {
                 "the connection was closed before the response was complete"
             }
+            Diagnosis::StreamRefused => "the server refused the HTTP/2 stream",
             Diagnosis::InvalidRequest => "the request is invalid",
             Diagnosis::Other => "the request failed",
         }
@@ -115,6 +122,9 @@ impl Diagnosis {
             Diagnosis::ConnectionClosed => {
                 "check the server's logs for crashes or restarts, and the idle timeouts of any proxy in between"
             }
+            Diagnosis::StreamRefused => {
+                "check the server's load and its limit of concurrent streams, or send fewer requests at once"
+            }
             Diagnosis::InvalidRequest => "check the URL and how the request is built",
             Diagnosis::Other => "see the source error for details",
         }
@@ -132,7 +142,7 @@ mod tests {
     use super::Diagnosis;
     use std::collections::HashSet;
 
-    const ALL: [Diagnosis; 12] = [
+    const ALL: [Diagnosis; 13] = [
         Diagnosis::NameNotResolved,
         Diagnosis::DnsUnavailable,
         Diagnosis::ConnectionRefused,
@@ -143,6 +153,7 @@ mod tests {
         Diagnosis::TimeoutTooShort,
         Diagnosis::UploadStalled,
         Diagnosis::ConnectionClosed,
+        Diagnosis::StreamRefused,
         Diagnosis::InvalidRequest,
         Diagnosis::Other,
     ];

@@ -46,6 +46,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Features
+//!
+//! - `http2` (on by default): reads the code of the HTTP/2 frame that ended
+//!   a request, so that a refused stream ([`Diagnosis::StreamRefused`]), a
+//!   stream reset and a `GOAWAY` are diagnosed and retried. It adds the `h2`
+//!   crate, which reqwest's HTTP/2 support already uses, and does not turn
+//!   HTTP/2 on in reqwest.
+//! - `reqwest-retry`: adds `TimeoutAwareStrategy`, for a
+//!   `reqwest-retry` middleware outside this one.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -64,6 +74,7 @@ mod first_hop;
 mod format;
 mod host_state;
 mod host_table;
+mod http2;
 #[cfg(feature = "reqwest-retry")]
 mod interop;
 mod latency;

@@ -15,7 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::settings::BodySettings;
-use super::watch::{BodyWatch, Stall};
+use super::watch::{BodyWatch, EndedEarly, Stall};
 use crate::attempt::{AttemptOutcome, AttemptRecord, ErrorText, StopReason};
 use crate::classify::{self, classify_error, classify_timeout, Classified};
 use crate::deadline::AttemptLimit;
@@ -157,7 +157,12 @@ impl GuardedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(self.fail_with(error)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            // hyper takes an HTTP/2 stream that the server resets with
+            // NO_ERROR for a clean end, even when the body is incomplete.
+            Poll::Ready(None) => match self.watch.ended_early() {
+                Some(ended_early) => Poll::Ready(Some(Err(self.fail_ended_early(ended_early)))),
+                None => Poll::Ready(None),
+            },
             Poll::Pending => self.poll_limits(cx),
         }
     }
@@ -224,6 +229,32 @@ impl GuardedBody {
         let mut classified = classify_timeout(&self.context.classify_context(elapsed));
         self.diagnose_timeout(&mut classified.failure, now, data_ready);
         self.finish(classified, now)
+    }
+
+    /// Returns the failure for a body that ended before its announced
+    /// length.
+    fn fail_ended_early(&mut self, ended_early: EndedEarly) -> Classified {
+        self.inner = None;
+        let classified = Classified {
+            failure: Failure {
+                phase: Phase::Body,
+                diagnosis: Diagnosis::ConnectionClosed,
+                timed_out: false,
+                limit: None,
+                note: None,
+                source: Some(Arc::new(ended_early)),
+                progress: None,
+                connect_addr: None,
+                redirected: false,
+                retryable: true,
+                evidence: vec![
+                    "the server ended the response before the length in its Content-Length header, as an HTTP/2 server does when it resets the stream with NO_ERROR, which the client takes for a clean end".to_owned(),
+                ],
+                probe: None,
+            },
+            not_sent: false,
+        };
+        self.finish(classified, Instant::now())
     }
 
     fn fail_stalled(&mut self, stall: Stall, now: Instant) -> Classified {
@@ -470,6 +501,15 @@ mod tests {
     }
 
     fn guarded(settings: BodySettings) -> (mpsc::UnboundedSender<&'static [u8]>, GuardedBody) {
+        guarded_with_len(settings, None)
+    }
+
+    /// Returns a guarded body of `expected_len` bytes, as the response's
+    /// headers announce it, and the sender of its data.
+    fn guarded_with_len(
+        settings: BodySettings,
+        expected_len: Option<u64>,
+    ) -> (mpsc::UnboundedSender<&'static [u8]>, GuardedBody) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let now = Instant::now();
         let limit = AttemptLimit {
@@ -497,7 +537,7 @@ mod tests {
             true,
         );
         let body = reqwest::Body::wrap(ChannelBody(receiver));
-        let guard = GuardedBody::new(body, &settings, Some(100), context, now);
+        let guard = GuardedBody::new(body, &settings, expected_len, context, now);
         (sender, guard)
     }
 
@@ -722,6 +762,51 @@ mod tests {
               the runtime was too busy to read it"
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_ending_short_of_its_length_fails_as_closed() {
+        let (sender, mut guard) = guarded_with_len(BodySettings::default(), Some(10));
+        sender.send(b"abc").unwrap();
+        drop(sender);
+
+        let first = next(&mut guard).await;
+        let end = next(&mut guard).await;
+        let after = next(&mut guard).await;
+
+        assert!(matches!(first, Some(Ok(_))));
+        let Some(Err(failure)) = end else {
+            panic!("expected the short body to fail");
+        };
+        assert_eq!(failure.failure.phase, Phase::Body);
+        assert_eq!(failure.failure.diagnosis, Diagnosis::ConnectionClosed);
+        assert!(failure.failure.retryable);
+        assert!(!failure.failure.timed_out);
+        assert_eq!(
+            failure.failure.source.map(|source| source.to_string()),
+            Some(
+                "the response body ended after 3 of the 10 bytes that its length announced"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            failure.failure.progress.map(|progress| progress.bytes()),
+            Some(3)
+        );
+        assert!(after.is_none(), "the body goes on after its failure");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_of_its_full_length_ends_cleanly() {
+        let (sender, mut guard) = guarded_with_len(BodySettings::default(), Some(3));
+        sender.send(b"abc").unwrap();
+        drop(sender);
+
+        let first = next(&mut guard).await;
+        let end = next(&mut guard).await;
+
+        assert!(matches!(first, Some(Ok(_))));
+        assert!(end.is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -77,17 +77,21 @@ async fn header_deadline(
 
 impl HeaderTimedOut {
     /// Classifies the timeout as a stall before the response headers, which
-    /// is retried like any request timeout.
-    pub(crate) fn classify(self) -> Classified {
+    /// is retried like any request timeout. `connect_timeout` is the
+    /// client's, when the middleware knows it.
+    pub(crate) fn classify(self, connect_timeout: Option<Duration>) -> Classified {
+        // Started with the attempt, the timeout also covers the connect,
+        // unless the client's connect timeout would have ended a stalled
+        // connect first.
+        let connect_possible =
+            !self.after_upload && connect_timeout.is_none_or(|connect| connect >= self.timeout);
         Classified {
             failure: Failure {
                 phase: Phase::Headers,
                 diagnosis: Diagnosis::ServerStalled,
                 timed_out: true,
                 limit: Some(Limit::ResponseHeaderTimeout(self.timeout)),
-                // Started with the attempt, the timeout also covers the
-                // connect, which it cannot tell apart from the wait.
-                note: (!self.after_upload).then_some(AmbiguityNote::ConnectOrHeaders),
+                note: connect_possible.then_some(AmbiguityNote::ConnectOrHeaders),
                 source: Some(Arc::new(self)),
                 progress: None,
                 connect_addr: None,
@@ -134,7 +138,7 @@ mod tests {
 
         let timed_out = result.unwrap_err();
         assert_eq!(started.elapsed(), 200 * MS);
-        let classified = timed_out.classify();
+        let classified = timed_out.classify(None);
         assert_eq!(classified.failure.phase, Phase::Headers);
         assert_eq!(
             classified.failure.limit,
@@ -195,7 +199,7 @@ mod tests {
 
         finisher.await.unwrap();
         assert_eq!(started.elapsed(), 500 * MS);
-        assert_eq!(result.unwrap_err().classify().failure.note, None);
+        assert_eq!(result.unwrap_err().classify(None).failure.note, None);
     }
 
     #[test]
@@ -209,6 +213,24 @@ mod tests {
             after_upload.to_string(),
             "no response headers within 2s after the request body was sent"
         );
-        assert_eq!(after_upload.classify().failure.note, None);
+        assert_eq!(after_upload.classify(None).failure.note, None);
+    }
+
+    #[test]
+    fn shorter_connect_timeout_rules_out_a_stalled_connect() {
+        let timed_out = HeaderTimedOut {
+            timeout: 500 * MS,
+            after_upload: false,
+        };
+
+        let known_shorter = timed_out.classify(Some(100 * MS));
+        let known_longer = timed_out.classify(Some(800 * MS));
+
+        assert_eq!(known_shorter.failure.note, None);
+        assert_eq!(known_shorter.failure.diagnosis, Diagnosis::ServerStalled);
+        assert_eq!(
+            known_longer.failure.note,
+            Some(AmbiguityNote::ConnectOrHeaders)
+        );
     }
 }

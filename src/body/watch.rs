@@ -49,6 +49,13 @@ pub(crate) enum Stall {
     },
 }
 
+/// A body that ended before the length that its headers announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndedEarly {
+    pub(crate) received: u64,
+    pub(crate) expected: u64,
+}
+
 impl BodyWatch {
     pub(crate) fn new(
         settings: &BodySettings,
@@ -106,6 +113,16 @@ impl BodyWatch {
         if let Some(window) = &mut self.window {
             window.record(bytes);
         }
+    }
+
+    /// Returns how far short of its announced length the body fell, once it
+    /// ended: `None` when its length was unknown or all of it arrived.
+    pub(crate) fn ended_early(&self) -> Option<EndedEarly> {
+        let expected = self.expected_len?;
+        (self.received < expected).then_some(EndedEarly {
+            received: self.received,
+            expected,
+        })
     }
 
     /// Checks the limits at `now`, during a wait, and returns when to check
@@ -218,6 +235,18 @@ impl fmt::Display for Stall {
 }
 
 impl StdError for Stall {}
+
+impl fmt::Display for EndedEarly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the response body ended after {} of the {} bytes that its length announced",
+            self.received, self.expected
+        )
+    }
+}
+
+impl StdError for EndedEarly {}
 
 #[cfg(test)]
 mod tests {
@@ -399,6 +428,32 @@ mod tests {
 
         assert!(watch.was_flowing(start + 215 * MS));
         assert!(!watch.was_flowing(start + 400 * MS));
+    }
+
+    #[test]
+    fn body_short_of_its_length_ended_early() {
+        let settings = BodySettings::default();
+        let mut short = BodyWatch::new(&settings, Some(1000), Instant::now());
+        let mut complete = BodyWatch::new(&settings, Some(100), Instant::now());
+        let mut unknown = BodyWatch::new(&settings, None, Instant::now());
+
+        for watch in [&mut short, &mut complete, &mut unknown] {
+            watch.record(100);
+        }
+
+        assert_eq!(
+            short.ended_early(),
+            Some(EndedEarly {
+                received: 100,
+                expected: 1000
+            })
+        );
+        assert_eq!(complete.ended_early(), None);
+        assert_eq!(unknown.ended_early(), None);
+        assert_eq!(
+            short.ended_early().unwrap().to_string(),
+            "the response body ended after 100 of the 1000 bytes that its length announced"
+        );
     }
 
     #[test]

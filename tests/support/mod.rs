@@ -13,6 +13,7 @@ mod broken;
 mod client;
 mod connect;
 mod dns;
+pub mod h2;
 mod healthy;
 mod http;
 mod keepalive;

@@ -1,0 +1,384 @@
+//! HTTP/2 streams that the server refuses, resets or ends with GOAWAY, and a
+//! connection that stops answering pings, against the scripted h2c server in
+//! `support::h2`.
+//!
+//! Most clients here turn reqwest's own retries off (`retry::never`), so that
+//! each attempt of the middleware is one request on the server.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use reqwest_middleware::ClientWithMiddleware;
+use reqwest_timeout::{AttemptOutcome, Attempts, Diagnosis, Limit, Phase, StopReason};
+use support::h2::{code, ok_acts, Act};
+use support::{client_builder, diagnosed, diagnosed_body, timeouts, with_timeouts};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A client that speaks HTTP/2 without TLS and makes no retries of its own.
+fn h2_client(retries: u32) -> ClientWithMiddleware {
+    with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never()),
+        timeouts(2_000 * MS, 5_000 * MS, retries),
+    )
+}
+
+fn refused_then_ok(refusals: usize) -> impl Fn(usize) -> Vec<Act> + Send + Sync + 'static {
+    move |index| {
+        if index < refusals {
+            vec![Act::Reset(code::REFUSED_STREAM)]
+        } else {
+            ok_acts(2)
+        }
+    }
+}
+
+#[tokio::test]
+async fn refused_stream_is_retried_until_the_server_accepts() {
+    let server = support::h2::start(refused_then_ok(2), 0).await;
+    let client = h2_client(3);
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(attempts.count(), 3);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Failed {
+            phase: Phase::Headers,
+            diagnosis: Diagnosis::StreamRefused,
+            timed_out: false,
+        }
+    );
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn refused_stream_ends_with_its_own_diagnosis() {
+    let server = support::h2::start(refused_then_ok(usize::MAX), 0).await;
+    let client = h2_client(1);
+
+    let error = client.get(server.url("/")).send().await.unwrap_err();
+
+    let diagnosed = diagnosed(&error);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::StreamRefused);
+    assert_eq!(diagnosed.phase(), Phase::Headers);
+    assert_eq!(diagnosed.stop_reason(), &StopReason::MaxRetries(1));
+    assert!(diagnosed.is_retryable());
+    assert!(
+        diagnosed
+            .evidence()
+            .iter()
+            .any(|line| line.contains("REFUSED_STREAM")),
+        "{:?}",
+        diagnosed.evidence()
+    );
+    assert!(
+        diagnosed.to_string().contains("stream-refused"),
+        "{diagnosed}"
+    );
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn refused_post_is_not_sent_again() {
+    let server = support::h2::start(refused_then_ok(usize::MAX), 0).await;
+    let client = h2_client(3);
+
+    let error = client
+        .post(server.url("/payments"))
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap_err();
+
+    // RFC 9113 says a refused stream was not processed, but a redirect
+    // followed within the attempt may have sent the POST elsewhere first.
+    let diagnosed = diagnosed(&error);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::StreamRefused);
+    assert_eq!(
+        diagnosed.stop_reason(),
+        &StopReason::NotIdempotent(Method::POST)
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn go_away_with_an_error_is_retried_on_a_new_connection() {
+    let server = support::h2::start(
+        |index| match index {
+            0 => vec![
+                Act::GoAway {
+                    offset: -2,
+                    code: code::PROTOCOL_ERROR,
+                },
+                Act::Close,
+            ],
+            _ => ok_acts(2),
+        },
+        0,
+    )
+    .await;
+    let client = h2_client(2);
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Failed {
+            phase: Phase::Headers,
+            diagnosis: Diagnosis::ConnectionClosed,
+            timed_out: false,
+        }
+    );
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn graceful_go_away_names_the_shutdown() {
+    let server = support::h2::start(
+        |_| {
+            vec![Act::GoAway {
+                offset: -2,
+                code: code::NO_ERROR,
+            }]
+        },
+        0,
+    )
+    .await;
+    let client = h2_client(0);
+
+    let error = client.get(server.url("/")).send().await.unwrap_err();
+
+    let diagnosed = diagnosed(&error);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
+    assert_eq!(diagnosed.phase(), Phase::Headers);
+    assert_eq!(diagnosed.stop_reason(), &StopReason::MaxRetries(0));
+    assert!(
+        diagnosed
+            .evidence()
+            .iter()
+            .any(|line| line.contains("GOAWAY with NO_ERROR")),
+        "{:?}",
+        diagnosed.evidence()
+    );
+}
+
+#[tokio::test]
+async fn stream_reset_mid_body_is_a_closed_connection_in_the_body() {
+    let server = support::h2::start(
+        |_| {
+            vec![
+                Act::Head {
+                    status: 200,
+                    content_length: Some(1_000),
+                    end: false,
+                },
+                Act::Data {
+                    len: 100,
+                    end: false,
+                },
+                Act::Pause(50 * MS),
+                Act::Reset(code::CANCEL),
+            ]
+        },
+        0,
+    )
+    .await;
+    let client = h2_client(2);
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let error = response.bytes().await.unwrap_err();
+
+    let diagnosed = diagnosed_body(&error);
+    assert_eq!(diagnosed.phase(), Phase::Body);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
+    assert_eq!(
+        diagnosed.body_progress().map(|progress| progress.bytes()),
+        Some(100)
+    );
+    assert!(
+        diagnosed
+            .evidence()
+            .iter()
+            .any(|line| line.contains("reset the HTTP/2 stream (RST_STREAM) with CANCEL")),
+        "{:?}",
+        diagnosed.evidence()
+    );
+}
+
+#[tokio::test]
+async fn stream_reset_mid_body_is_retried_in_buffered_mode() {
+    let server = support::h2::start(
+        |index| match index {
+            0 => vec![
+                Act::Head {
+                    status: 200,
+                    content_length: Some(1_000),
+                    end: false,
+                },
+                Act::Data {
+                    len: 100,
+                    end: false,
+                },
+                Act::Reset(code::CANCEL),
+            ],
+            _ => ok_acts(1_000),
+        },
+        0,
+    )
+    .await;
+    let client = with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never()),
+        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
+    );
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
+    assert_eq!(response.bytes().await.unwrap().len(), 1_000);
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Failed {
+            phase: Phase::Body,
+            diagnosis: Diagnosis::ConnectionClosed,
+            timed_out: false,
+        }
+    );
+}
+
+#[tokio::test]
+async fn connection_closed_mid_body_is_found_inside_h2s_error() {
+    let server = support::h2::start(
+        |_| {
+            vec![
+                Act::Head {
+                    status: 200,
+                    content_length: Some(1_000),
+                    end: false,
+                },
+                Act::Data {
+                    len: 100,
+                    end: false,
+                },
+                Act::Pause(50 * MS),
+                Act::Close,
+            ]
+        },
+        0,
+    )
+    .await;
+    let client = h2_client(2);
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let error = response.bytes().await.unwrap_err();
+
+    let diagnosed = diagnosed_body(&error);
+    assert_eq!(diagnosed.phase(), Phase::Body);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
+}
+
+#[tokio::test]
+async fn reset_with_no_error_before_the_full_length_is_a_short_body() {
+    let server = support::h2::start(
+        |_| {
+            vec![
+                Act::Head {
+                    status: 200,
+                    content_length: Some(1_000),
+                    end: false,
+                },
+                Act::Data {
+                    len: 100,
+                    end: false,
+                },
+                Act::Reset(code::NO_ERROR),
+            ]
+        },
+        0,
+    )
+    .await;
+    let client = h2_client(2);
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let error = response.bytes().await.unwrap_err();
+
+    let diagnosed = diagnosed_body(&error);
+    assert_eq!(diagnosed.phase(), Phase::Body);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
+    let source = std::error::Error::source(diagnosed).map(ToString::to_string);
+    assert_eq!(
+        source.as_deref(),
+        Some("the response body ended after 100 of the 1000 bytes that its length announced")
+    );
+}
+
+#[tokio::test]
+async fn unanswered_keep_alive_pings_are_not_the_clients_request_timeout() {
+    // The first connection goes silent; the retry opens a second one.
+    let server = support::h2::start(|_| ok_acts(2), 1).await;
+    let client = with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never())
+            .http2_keep_alive_interval(100 * MS)
+            .http2_keep_alive_timeout(100 * MS),
+        timeouts(3_000 * MS, 8_000 * MS, 0),
+    );
+
+    let error = client.get(server.url("/")).send().await.unwrap_err();
+
+    let diagnosed = diagnosed(&error);
+    assert_eq!(diagnosed.phase(), Phase::Headers);
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ServerStalled);
+    assert!(diagnosed.is_timeout());
+    assert!(
+        !matches!(diagnosed.limit(), Some(Limit::ClientTimeout(_))),
+        "{:?}",
+        diagnosed.limit()
+    );
+    assert!(
+        diagnosed
+            .evidence()
+            .iter()
+            .any(|line| line.contains("keep-alive pings")),
+        "{:?}",
+        diagnosed.evidence()
+    );
+    assert!(
+        diagnosed.elapsed() < 2_500 * MS,
+        "the keep-alive timeout ended the attempt, not the attempt timeout: {:?}",
+        diagnosed.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn retry_after_unanswered_pings_succeeds_on_a_new_connection() {
+    let server = support::h2::start(|_| ok_acts(2), 1).await;
+    let client = with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never())
+            .http2_keep_alive_interval(100 * MS)
+            .http2_keep_alive_timeout(100 * MS),
+        timeouts(3_000 * MS, 8_000 * MS, 2),
+    );
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let attempts = response.extensions().get::<Attempts>().unwrap();
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(server.connections(), 2);
+}
