@@ -221,7 +221,7 @@ fn classify_reqwest(
         return failure(Phase::Send, Diagnosis::Other, false, None).not_retryable();
     }
     if let Some(end) = facts.stream_end {
-        return classify_stream_end(end, facts.body);
+        return classify_stream_end(end, facts.body, context.target.is_https());
     }
     if facts.keep_alive_timed_out {
         return keep_alive_timed_out(facts.body);
@@ -267,9 +267,9 @@ fn classify_reqwest(
 }
 
 /// Classifies an HTTP/2 stream that a reset or a GOAWAY ended.
-fn classify_stream_end(end: StreamEnd, in_body: bool) -> Classified {
+fn classify_stream_end(end: StreamEnd, in_body: bool, https: bool) -> Classified {
     let phase = if in_body { Phase::Body } else { Phase::Headers };
-    let verdict = end.verdict(in_body);
+    let verdict = end.verdict(in_body, https);
     let mut classified = failure(phase, verdict.diagnosis, false, None);
     classified.failure.retryable = verdict.retryable;
     classified.failure.evidence.push(verdict.evidence);
@@ -277,17 +277,13 @@ fn classify_stream_end(end: StreamEnd, in_body: bool) -> Classified {
 }
 
 /// Classifies an HTTP/2 connection that stopped answering the client's
-/// keep-alive pings. It is a timeout of the client's, but not the request
-/// timeout that reqwest's `is_timeout()` suggests.
+/// keep-alive pings, which the client then closed. reqwest's `is_timeout()`
+/// is true, but no request timeout fired: the connection was dead.
 fn keep_alive_timed_out(in_body: bool) -> Classified {
-    let (phase, diagnosis) = if in_body {
-        (Phase::Body, Diagnosis::BodyStalled)
-    } else {
-        (Phase::Headers, Diagnosis::ServerStalled)
-    };
-    let mut classified = failure(phase, diagnosis, true, None);
+    let phase = if in_body { Phase::Body } else { Phase::Headers };
+    let mut classified = failure(phase, Diagnosis::ConnectionClosed, false, None);
     classified.failure.evidence.push(
-        "the HTTP/2 connection stopped answering the client's keep-alive pings (`http2_keep_alive_timeout`), so the client closed it: the server or the network on the way stalled"
+        "the HTTP/2 connection stopped answering the client's keep-alive pings within `http2_keep_alive_timeout`, so the client closed it: the server or the network on the way stalled"
             .to_owned(),
     );
     classified

@@ -68,8 +68,9 @@ impl StreamEnd {
     }
 
     /// Returns the verdict on the attempt that this frame ended, `in_body`
-    /// when the response headers had arrived.
-    pub(crate) fn verdict(self, in_body: bool) -> Verdict {
+    /// when the response headers had arrived, and `https` when the
+    /// connection uses TLS.
+    pub(crate) fn verdict(self, in_body: bool, https: bool) -> Verdict {
         let name = code_name(self.code);
         let frame = if self.go_away {
             "closed the HTTP/2 connection (GOAWAY)"
@@ -77,11 +78,19 @@ impl StreamEnd {
             "reset the HTTP/2 stream (RST_STREAM)"
         };
         if !self.by_server {
+            // As over HTTP/1, a malformed response head is final, and a body
+            // that breaks off, such as one shorter than its Content-Length,
+            // is a closed connection.
+            let (diagnosis, retryable) = if in_body {
+                (Diagnosis::ConnectionClosed, true)
+            } else {
+                (Diagnosis::Other, false)
+            };
             return Verdict {
-                diagnosis: Diagnosis::Other,
-                retryable: false,
+                diagnosis,
+                retryable,
                 evidence: format!(
-                    "the client {frame} with {name}, because the server's frames broke the HTTP/2 protocol; the source error has the detail"
+                    "the client {frame} with {name}, because the server's frames broke the HTTP/2 protocol, for instance with a body shorter than its Content-Length; the source error has the detail"
                 ),
             };
         }
@@ -89,7 +98,7 @@ impl StreamEnd {
             code::REFUSED_STREAM if !self.go_away && !in_body => (
                 Diagnosis::StreamRefused,
                 true,
-                "the server refused the HTTP/2 stream (REFUSED_STREAM), which by RFC 9113 means that it did not process the request; reqwest sends such a request again by itself, so the server refused it more than once".to_owned(),
+                "the server refused the HTTP/2 stream (REFUSED_STREAM), which by RFC 9113 means that it did not process the request; reqwest's default retry policy sends such a request again by itself, so the server may have refused it more than once".to_owned(),
             ),
             code::NO_ERROR if self.go_away => (
                 Diagnosis::ConnectionClosed,
@@ -101,10 +110,15 @@ impl StreamEnd {
                 false,
                 format!("the server {frame} with HTTP_1_1_REQUIRED: it serves this request only over HTTP/1.1, so build the client with `http1_only()` for this host"),
             ),
-            code::INADEQUATE_SECURITY => (
+            code::INADEQUATE_SECURITY if https => (
                 Diagnosis::TlsFailed,
                 false,
                 format!("the server {frame} with INADEQUATE_SECURITY: it rejects the TLS version or cipher suite that the connection uses for HTTP/2"),
+            ),
+            code::INADEQUATE_SECURITY => (
+                Diagnosis::Other,
+                false,
+                format!("the server {frame} with INADEQUATE_SECURITY: it serves HTTP/2 only over TLS, so use https://"),
             ),
             code::ENHANCE_YOUR_CALM => (
                 Diagnosis::ConnectionClosed,
@@ -179,7 +193,7 @@ mod tests {
 
     #[test]
     fn refused_stream_before_headers_is_retried_as_refused() {
-        let verdict = sent_by_server(false, code::REFUSED_STREAM).verdict(false);
+        let verdict = sent_by_server(false, code::REFUSED_STREAM).verdict(false, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::StreamRefused);
         assert!(verdict.retryable);
@@ -192,7 +206,7 @@ mod tests {
 
     #[test]
     fn graceful_go_away_is_a_closed_connection_worth_retrying() {
-        let verdict = sent_by_server(true, code::NO_ERROR).verdict(false);
+        let verdict = sent_by_server(true, code::NO_ERROR).verdict(false, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::ConnectionClosed);
         assert!(verdict.retryable);
@@ -205,7 +219,7 @@ mod tests {
 
     #[test]
     fn reset_mid_body_names_its_code() {
-        let verdict = sent_by_server(false, 0x8).verdict(true);
+        let verdict = sent_by_server(false, 0x8).verdict(true, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::ConnectionClosed);
         assert!(verdict.retryable);
@@ -217,7 +231,7 @@ mod tests {
 
     #[test]
     fn http1_required_is_final_and_names_the_fix() {
-        let verdict = sent_by_server(true, code::HTTP_1_1_REQUIRED).verdict(false);
+        let verdict = sent_by_server(true, code::HTTP_1_1_REQUIRED).verdict(false, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::Other);
         assert!(!verdict.retryable);
@@ -229,14 +243,14 @@ mod tests {
     }
 
     #[test]
-    fn end_by_the_client_is_a_protocol_failure_not_retried() {
+    fn end_by_the_client_before_headers_is_final() {
         let end = StreamEnd {
             go_away: false,
             code: 0x1,
             by_server: false,
         };
 
-        let verdict = end.verdict(false);
+        let verdict = end.verdict(false, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::Other);
         assert!(!verdict.retryable);
@@ -244,6 +258,43 @@ mod tests {
             verdict.evidence.contains("PROTOCOL_ERROR"),
             "{}",
             verdict.evidence
+        );
+    }
+
+    #[test]
+    fn end_by_the_client_in_the_body_is_a_closed_connection() {
+        let end = StreamEnd {
+            go_away: false,
+            code: 0x1,
+            by_server: false,
+        };
+
+        let verdict = end.verdict(true, false);
+
+        assert_eq!(verdict.diagnosis, Diagnosis::ConnectionClosed);
+        assert!(verdict.retryable);
+        assert!(
+            verdict.evidence.contains("shorter than its Content-Length"),
+            "{}",
+            verdict.evidence
+        );
+    }
+
+    #[test]
+    fn inadequate_security_blames_tls_only_over_tls() {
+        let end = sent_by_server(true, code::INADEQUATE_SECURITY);
+
+        let over_tls = end.verdict(false, true);
+        let over_plain = end.verdict(false, false);
+
+        assert_eq!(over_tls.diagnosis, Diagnosis::TlsFailed);
+        assert!(!over_tls.retryable);
+        assert_eq!(over_plain.diagnosis, Diagnosis::Other);
+        assert!(!over_plain.retryable);
+        assert!(
+            over_plain.evidence.contains("https://"),
+            "{}",
+            over_plain.evidence
         );
     }
 

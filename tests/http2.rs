@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use reqwest_middleware::ClientWithMiddleware;
-use reqwest_timeout::{AttemptOutcome, Attempts, Diagnosis, Limit, Phase, StopReason};
+use reqwest_timeout::{AttemptOutcome, Attempts, Diagnosis, Phase, StopReason};
 use support::h2::{code, ok_acts, Act};
 use support::{client_builder, diagnosed, diagnosed_body, timeouts, with_timeouts};
 
 const MS: Duration = Duration::from_millis(1);
 
-/// A client that speaks HTTP/2 without TLS and makes no retries of its own.
+/// Returns a client that speaks HTTP/2 without TLS and makes no retries of
+/// its own.
 fn h2_client(retries: u32) -> ClientWithMiddleware {
     with_timeouts(
         client_builder()
@@ -325,7 +326,7 @@ async fn reset_with_no_error_before_the_full_length_is_a_short_body() {
 }
 
 #[tokio::test]
-async fn unanswered_keep_alive_pings_are_not_the_clients_request_timeout() {
+async fn unanswered_keep_alive_pings_are_a_closed_connection() {
     // The first connection goes silent; the retry opens a second one.
     let server = support::h2::start(|_| ok_acts(2), 1).await;
     let client = with_timeouts(
@@ -339,15 +340,12 @@ async fn unanswered_keep_alive_pings_are_not_the_clients_request_timeout() {
 
     let error = client.get(server.url("/")).send().await.unwrap_err();
 
+    // reqwest's `is_timeout()` is true here, but no request timeout fired.
     let diagnosed = diagnosed(&error);
     assert_eq!(diagnosed.phase(), Phase::Headers);
-    assert_eq!(diagnosed.diagnosis(), Diagnosis::ServerStalled);
-    assert!(diagnosed.is_timeout());
-    assert!(
-        !matches!(diagnosed.limit(), Some(Limit::ClientTimeout(_))),
-        "{:?}",
-        diagnosed.limit()
-    );
+    assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
+    assert!(!diagnosed.is_timeout());
+    assert_eq!(diagnosed.limit(), None);
     assert!(
         diagnosed
             .evidence()
@@ -381,4 +379,81 @@ async fn retry_after_unanswered_pings_succeeds_on_a_new_connection() {
     let attempts = response.extensions().get::<Attempts>().unwrap();
     assert_eq!(attempts.count(), 2);
     assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn not_modified_with_a_length_has_no_body_to_check() {
+    // RFC 9110 lets a 304 repeat the length of the resource, and hyper then
+    // reports that length as the body's over HTTP/2.
+    let server = support::h2::start(
+        |_| {
+            vec![Act::Head {
+                status: 304,
+                content_length: Some(100),
+                end: true,
+            }]
+        },
+        0,
+    )
+    .await;
+    let streamed = h2_client(2);
+    let buffered = with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never()),
+        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
+    );
+
+    let streamed_response = streamed.get(server.url("/")).send().await.unwrap();
+    let buffered_response = buffered.get(server.url("/")).send().await.unwrap();
+
+    assert_eq!(streamed_response.status(), StatusCode::NOT_MODIFIED);
+    assert!(streamed_response.bytes().await.unwrap().is_empty());
+    assert_eq!(buffered_response.status(), StatusCode::NOT_MODIFIED);
+    assert!(buffered_response.bytes().await.unwrap().is_empty());
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn body_ending_short_of_its_length_is_retried_in_buffered_mode() {
+    // h2 resets a stream whose data ends before its Content-Length, as
+    // hyper fails such a body over HTTP/1.
+    let server = support::h2::start(
+        |index| match index {
+            0 => vec![
+                Act::Head {
+                    status: 200,
+                    content_length: Some(1_000),
+                    end: false,
+                },
+                Act::Data {
+                    len: 100,
+                    end: true,
+                },
+            ],
+            _ => ok_acts(1_000),
+        },
+        0,
+    )
+    .await;
+    let client = with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never()),
+        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
+    );
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
+    assert_eq!(response.bytes().await.unwrap().len(), 1_000);
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Failed {
+            phase: Phase::Body,
+            diagnosis: Diagnosis::ConnectionClosed,
+            timed_out: false,
+        }
+    );
 }

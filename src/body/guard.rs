@@ -80,6 +80,12 @@ impl BodyContext {
         }
     }
 
+    /// Returns whether the request is a `HEAD` request, whose response has
+    /// no body.
+    pub(crate) fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+
     /// Returns when the attempt's limit ends, or `None` when that is beyond
     /// what an `Instant` can hold.
     pub(crate) fn attempt_end(&self) -> Option<Instant> {
@@ -248,7 +254,7 @@ impl GuardedBody {
                 redirected: false,
                 retryable: true,
                 evidence: vec![
-                    "the server ended the response before the length in its Content-Length header, as an HTTP/2 server does when it resets the stream with NO_ERROR, which the client takes for a clean end".to_owned(),
+                    "the server ended the response before the length in its Content-Length header: over HTTP/2, a stream reset or GOAWAY with NO_ERROR ends a body without an error".to_owned(),
                 ],
                 probe: None,
             },

@@ -4,6 +4,7 @@
 
 use std::mem;
 
+use http::StatusCode;
 use reqwest::{ResponseBuilderExt, Url};
 use tokio::time::Instant;
 
@@ -22,9 +23,8 @@ pub(crate) fn guard(
     headers_at: Option<Instant>,
 ) -> reqwest::Response {
     let expected_len = response.content_length();
-    if expected_len == Some(0) {
-        // An empty body, such as the response to `HEAD`, cannot stall or
-        // break off.
+    if expected_len == Some(0) || has_no_body(&response, &context) {
+        // An empty body cannot stall or break off.
         return response;
     }
     let now = headers_at.unwrap_or_else(Instant::now);
@@ -50,9 +50,8 @@ pub(crate) async fn buffer_within_attempt(
     context: BodyContext,
 ) -> Result<reqwest::Response, Classified> {
     let expected_len = response.content_length();
-    if expected_len == Some(0) {
-        // An empty body, such as the response to `HEAD`, cannot stall or
-        // break off.
+    if expected_len == Some(0) || has_no_body(&response, &context) {
+        // An empty body cannot stall or break off.
         response
             .extensions_mut()
             .insert(BodyBuffering::Buffered { len: 0 });
@@ -80,6 +79,18 @@ pub(crate) async fn buffer_within_attempt(
         }
     };
     Ok(rebuild(parts, body, url))
+}
+
+/// Returns whether `response` has no body, whatever length its headers
+/// announce: it is the response to a `HEAD` request, or its status carries no body
+/// (1xx, 204, 304). A `304` may repeat the `Content-Length` of the resource,
+/// and hyper then reports that length as the body's over HTTP/2.
+fn has_no_body(response: &reqwest::Response, context: &BodyContext) -> bool {
+    let status = response.status();
+    context.is_head()
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Builds a `reqwest::Response` from the parts of one and a new body.
