@@ -11,8 +11,8 @@ use reqwest_timeout::{
     TimeoutMiddlewareBuilder,
 };
 use support::{
-    client_builder, diagnosed, timeouts, with_timeouts, CloseMidBody, Framing, Healthy,
-    PartialBody, SlowSteady, FULL_BODY_LEN, HEALTHY_BODY, PARTIAL_BODY_LEN,
+    client_builder, diagnosed, timeouts, with_timeouts, Blackhole, CloseMidBody, Framing, Healthy,
+    PartialBody, SlowSteady, StaticResolver, FULL_BODY_LEN, HEALTHY_BODY, PARTIAL_BODY_LEN,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -275,4 +275,32 @@ async fn huge_content_length_reserves_no_memory_up_front() {
     assert_eq!(error.diagnosis(), Diagnosis::BodyStalled);
     assert_eq!(progress.bytes(), 3);
     assert_eq!(progress.expected_len(), Some(500_000_000_000));
+}
+
+#[tokio::test]
+async fn attempt_duration_leaves_out_the_first_hop_check() {
+    // The slow resolver keeps reqwest's connect timer ahead of hyper-util's,
+    // so the error names no address and the middleware checks the first hop
+    // with bare connects, which take up to the connect timeout again.
+    let blackhole = Blackhole::start().await;
+    let resolver = StaticResolver::slow(50 * MS, vec![blackhole.addr()]);
+    let client = with_timeouts(
+        client_builder()
+            .dns_resolver(resolver)
+            .connect_timeout(150 * MS),
+        timeouts(1_000 * MS, 3_000 * MS, 0).buffer_response_body(true),
+    );
+    let url = format!("http://localhost:{}/", blackhole.addr().port());
+
+    let error = client.post(url).body("x").send().await.unwrap_err();
+
+    let diagnosed = diagnosed(&error);
+    assert_eq!(diagnosed.stop_reason(), &StopReason::MaxRetries(0));
+    let attempt = &diagnosed.history()[0];
+    assert!(
+        attempt.duration() + 100 * MS <= diagnosed.elapsed(),
+        "the attempt's {:?} includes the check that ran after it, in a call of {:?}",
+        attempt.duration(),
+        diagnosed.elapsed()
+    );
 }
