@@ -28,6 +28,71 @@ fn h2_client(retries: u32) -> ClientWithMiddleware {
     )
 }
 
+/// Returns [`h2_client`] with two retries in buffered mode.
+fn h2_buffered_client() -> ClientWithMiddleware {
+    with_timeouts(
+        client_builder()
+            .http2_prior_knowledge()
+            .retry(reqwest::retry::never()),
+        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
+    )
+}
+
+/// Returns the acts of a `200` that announces 1 000 bytes and sends 100,
+/// then `end`.
+fn cut_short(end: &[Act]) -> Vec<Act> {
+    let mut acts = vec![
+        Act::Head {
+            status: 200,
+            content_length: Some(1_000),
+            end: false,
+        },
+        Act::Data {
+            len: 100,
+            end: false,
+        },
+    ];
+    acts.extend_from_slice(end);
+    acts
+}
+
+/// Asserts that one line of the error's evidence contains `text`.
+fn assert_evidence(diagnosed: &reqwest_timeout::Error, text: &str) {
+    assert!(
+        diagnosed.evidence().iter().any(|line| line.contains(text)),
+        "no evidence line contains {text:?}: {:?}",
+        diagnosed.evidence()
+    );
+}
+
+/// Asserts that buffered mode reads the whole body on a second attempt after
+/// `first`, the acts of the first response, broke its body off.
+async fn assert_buffered_retry_after(first: Vec<Act>) {
+    let server = support::h2::start(
+        move |index| match index {
+            0 => first.clone(),
+            _ => ok_acts(1_000),
+        },
+        0,
+    )
+    .await;
+    let client = h2_buffered_client();
+
+    let response = client.get(server.url("/")).send().await.unwrap();
+
+    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
+    assert_eq!(response.bytes().await.unwrap().len(), 1_000);
+    assert_eq!(attempts.count(), 2);
+    assert_eq!(
+        attempts.history()[0].outcome(),
+        AttemptOutcome::Failed {
+            phase: Phase::Body,
+            diagnosis: Diagnosis::ConnectionClosed,
+            timed_out: false,
+        }
+    );
+}
+
 fn refused_then_ok(refusals: usize) -> impl Fn(usize) -> Vec<Act> + Send + Sync + 'static {
     move |index| {
         if index < refusals {
@@ -71,14 +136,7 @@ async fn refused_stream_ends_with_its_own_diagnosis() {
     assert_eq!(diagnosed.phase(), Phase::Headers);
     assert_eq!(diagnosed.stop_reason(), &StopReason::MaxRetries(1));
     assert!(diagnosed.is_retryable());
-    assert!(
-        diagnosed
-            .evidence()
-            .iter()
-            .any(|line| line.contains("REFUSED_STREAM")),
-        "{:?}",
-        diagnosed.evidence()
-    );
+    assert_evidence(diagnosed, "REFUSED_STREAM");
     assert!(
         diagnosed.to_string().contains("stream-refused"),
         "{diagnosed}"
@@ -163,34 +221,13 @@ async fn graceful_go_away_names_the_shutdown() {
     assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
     assert_eq!(diagnosed.phase(), Phase::Headers);
     assert_eq!(diagnosed.stop_reason(), &StopReason::MaxRetries(0));
-    assert!(
-        diagnosed
-            .evidence()
-            .iter()
-            .any(|line| line.contains("GOAWAY with NO_ERROR")),
-        "{:?}",
-        diagnosed.evidence()
-    );
+    assert_evidence(diagnosed, "GOAWAY with NO_ERROR");
 }
 
 #[tokio::test]
 async fn stream_reset_mid_body_is_a_closed_connection_in_the_body() {
     let server = support::h2::start(
-        |_| {
-            vec![
-                Act::Head {
-                    status: 200,
-                    content_length: Some(1_000),
-                    end: false,
-                },
-                Act::Data {
-                    len: 100,
-                    end: false,
-                },
-                Act::Pause(50 * MS),
-                Act::Reset(code::CANCEL),
-            ]
-        },
+        |_| cut_short(&[Act::Pause(50 * MS), Act::Reset(code::CANCEL)]),
         0,
     )
     .await;
@@ -206,80 +243,20 @@ async fn stream_reset_mid_body_is_a_closed_connection_in_the_body() {
         diagnosed.body_progress().map(|progress| progress.bytes()),
         Some(100)
     );
-    assert!(
-        diagnosed
-            .evidence()
-            .iter()
-            .any(|line| line.contains("reset the HTTP/2 stream (RST_STREAM) with CANCEL")),
-        "{:?}",
-        diagnosed.evidence()
+    assert_evidence(
+        diagnosed,
+        "reset the HTTP/2 stream (RST_STREAM) with CANCEL",
     );
 }
 
 #[tokio::test]
 async fn stream_reset_mid_body_is_retried_in_buffered_mode() {
-    let server = support::h2::start(
-        |index| match index {
-            0 => vec![
-                Act::Head {
-                    status: 200,
-                    content_length: Some(1_000),
-                    end: false,
-                },
-                Act::Data {
-                    len: 100,
-                    end: false,
-                },
-                Act::Reset(code::CANCEL),
-            ],
-            _ => ok_acts(1_000),
-        },
-        0,
-    )
-    .await;
-    let client = with_timeouts(
-        client_builder()
-            .http2_prior_knowledge()
-            .retry(reqwest::retry::never()),
-        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
-    );
-
-    let response = client.get(server.url("/")).send().await.unwrap();
-
-    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
-    assert_eq!(response.bytes().await.unwrap().len(), 1_000);
-    assert_eq!(attempts.count(), 2);
-    assert_eq!(
-        attempts.history()[0].outcome(),
-        AttemptOutcome::Failed {
-            phase: Phase::Body,
-            diagnosis: Diagnosis::ConnectionClosed,
-            timed_out: false,
-        }
-    );
+    assert_buffered_retry_after(cut_short(&[Act::Reset(code::CANCEL)])).await;
 }
 
 #[tokio::test]
 async fn connection_closed_mid_body_is_found_inside_h2s_error() {
-    let server = support::h2::start(
-        |_| {
-            vec![
-                Act::Head {
-                    status: 200,
-                    content_length: Some(1_000),
-                    end: false,
-                },
-                Act::Data {
-                    len: 100,
-                    end: false,
-                },
-                Act::Pause(50 * MS),
-                Act::Close,
-            ]
-        },
-        0,
-    )
-    .await;
+    let server = support::h2::start(|_| cut_short(&[Act::Pause(50 * MS), Act::Close]), 0).await;
     let client = h2_client(2);
     let response = client.get(server.url("/")).send().await.unwrap();
 
@@ -292,24 +269,7 @@ async fn connection_closed_mid_body_is_found_inside_h2s_error() {
 
 #[tokio::test]
 async fn reset_with_no_error_before_the_full_length_is_a_short_body() {
-    let server = support::h2::start(
-        |_| {
-            vec![
-                Act::Head {
-                    status: 200,
-                    content_length: Some(1_000),
-                    end: false,
-                },
-                Act::Data {
-                    len: 100,
-                    end: false,
-                },
-                Act::Reset(code::NO_ERROR),
-            ]
-        },
-        0,
-    )
-    .await;
+    let server = support::h2::start(|_| cut_short(&[Act::Reset(code::NO_ERROR)]), 0).await;
     let client = h2_client(2);
     let response = client.get(server.url("/")).send().await.unwrap();
 
@@ -346,14 +306,7 @@ async fn unanswered_keep_alive_pings_are_a_closed_connection() {
     assert_eq!(diagnosed.diagnosis(), Diagnosis::ConnectionClosed);
     assert!(!diagnosed.is_timeout());
     assert_eq!(diagnosed.limit(), None);
-    assert!(
-        diagnosed
-            .evidence()
-            .iter()
-            .any(|line| line.contains("keep-alive pings")),
-        "{:?}",
-        diagnosed.evidence()
-    );
+    assert_evidence(diagnosed, "keep-alive pings");
     assert!(
         diagnosed.elapsed() < 2_500 * MS,
         "the keep-alive timeout ended the attempt, not the attempt timeout: {:?}",
@@ -397,12 +350,7 @@ async fn not_modified_with_a_length_has_no_body_to_check() {
     )
     .await;
     let streamed = h2_client(2);
-    let buffered = with_timeouts(
-        client_builder()
-            .http2_prior_knowledge()
-            .retry(reqwest::retry::never()),
-        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
-    );
+    let buffered = h2_buffered_client();
 
     let streamed_response = streamed.get(server.url("/")).send().await.unwrap();
     let buffered_response = buffered.get(server.url("/")).send().await.unwrap();
@@ -418,42 +366,17 @@ async fn not_modified_with_a_length_has_no_body_to_check() {
 async fn body_ending_short_of_its_length_is_retried_in_buffered_mode() {
     // h2 resets a stream whose data ends before its Content-Length, as
     // hyper fails such a body over HTTP/1.
-    let server = support::h2::start(
-        |index| match index {
-            0 => vec![
-                Act::Head {
-                    status: 200,
-                    content_length: Some(1_000),
-                    end: false,
-                },
-                Act::Data {
-                    len: 100,
-                    end: true,
-                },
-            ],
-            _ => ok_acts(1_000),
+    let first = vec![
+        Act::Head {
+            status: 200,
+            content_length: Some(1_000),
+            end: false,
         },
-        0,
-    )
-    .await;
-    let client = with_timeouts(
-        client_builder()
-            .http2_prior_knowledge()
-            .retry(reqwest::retry::never()),
-        timeouts(2_000 * MS, 5_000 * MS, 2).buffer_response_body(true),
-    );
+        Act::Data {
+            len: 100,
+            end: true,
+        },
+    ];
 
-    let response = client.get(server.url("/")).send().await.unwrap();
-
-    let attempts = response.extensions().get::<Attempts>().unwrap().clone();
-    assert_eq!(response.bytes().await.unwrap().len(), 1_000);
-    assert_eq!(attempts.count(), 2);
-    assert_eq!(
-        attempts.history()[0].outcome(),
-        AttemptOutcome::Failed {
-            phase: Phase::Body,
-            diagnosis: Diagnosis::ConnectionClosed,
-            timed_out: false,
-        }
-    );
+    assert_buffered_retry_after(first).await;
 }
