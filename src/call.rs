@@ -93,7 +93,7 @@ enum After<'s> {
     Explain(Pin<Box<dyn Future<Output = reqwest_middleware::Result<Duration>> + Send + 's>>),
 }
 
-/// What the call does after a failed attempt.
+/// The call's next step after a failed attempt.
 #[expect(
     clippy::large_enum_variant,
     reason = "returned once per failed attempt and taken apart at once; a box would only add an allocation"

@@ -340,7 +340,7 @@ mod tests {
     }
 
     /// glibc serves allocations of up to 1 032 bytes from a per-thread cache
-    /// and larger ones from its bins, at several times the cost. Each call
+    /// and larger ones from its bins, which takes more work. Each call
     /// boxes its future once, so the future has to stay below that size.
     #[tokio::test]
     async fn call_future_fits_the_allocators_fast_sizes() {

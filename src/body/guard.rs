@@ -163,8 +163,9 @@ impl GuardedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(self.fail_with(error)))),
-            // hyper takes an HTTP/2 stream that the server resets with
-            // NO_ERROR for a clean end, even when the body is incomplete.
+            // hyper ends a body cleanly when the server ends its HTTP/2
+            // stream with NO_ERROR, by a reset or a GOAWAY, even when the body
+            // is incomplete.
             Poll::Ready(None) => match self.watch.ended_early() {
                 Some(ended_early) => Poll::Ready(Some(Err(self.fail_ended_early(ended_early)))),
                 None => Poll::Ready(None),

@@ -78,7 +78,7 @@ async fn header_deadline(
 impl HeaderTimedOut {
     /// Classifies the timeout as a stall before the response headers, which
     /// is retried like any request timeout. `connect_timeout` is the
-    /// client's, when the middleware knows it.
+    /// client's, when the middleware has it.
     pub(crate) fn classify(self, connect_timeout: Option<Duration>) -> Classified {
         // Started with the attempt, the timeout also covers the connect,
         // unless the client's connect timeout would have ended a stalled
