@@ -81,15 +81,16 @@ type BufferedEnd<'c> =
 
 /// The call's next step after an attempt, as its future takes it.
 enum After<'s> {
-    /// Wait this long, then make the next attempt.
+    /// A wait of this long before the next attempt.
     Wait(Duration),
-    /// End the call with this response.
+    /// The response that ends the call.
     Respond(Response),
-    /// Run this first: it places a failure at its hop, decides, and explains
-    /// the failure when the call ends with it. It returns the wait before the
-    /// next attempt or the call's error. Boxed, because the lookup's and the
-    /// probe's state would otherwise enlarge every call's future, failed or
-    /// not, past the sizes that the allocator serves fastest.
+    /// The slow path of a failure, which places the failure at its hop when
+    /// needed, decides, and explains the failure when the call ends with it.
+    /// It returns the wait before the next attempt or the call's error.
+    /// Boxed, because the lookup's and the probe's state would otherwise
+    /// enlarge every call's future past the sizes that the allocator serves
+    /// fastest.
     Explain(Pin<Box<dyn Future<Output = reqwest_middleware::Result<Duration>> + Send + 's>>),
 }
 
@@ -99,9 +100,9 @@ enum After<'s> {
     reason = "returned once per failed attempt and taken apart at once; a box would only add an allocation"
 )]
 enum AfterFailure {
-    /// Wait this long, then make the next attempt.
+    /// A wait of this long before the next attempt.
     Retry(Duration),
-    /// End the call with this failure, for this reason.
+    /// The failure that ends the call, and the reason no attempt follows.
     GiveUp(Failure, StopReason),
 }
 

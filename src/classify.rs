@@ -15,8 +15,8 @@
 //!   connection and for a reused keep-alive connection;
 //! - an HTTP/2 stream that the server reset, or ended with GOAWAY, is h2's
 //!   error inside hyper's, read in [`http2`](crate::http2); when the
-//!   connection stops answering HTTP/2 keep-alive pings, hyper's message says
-//!   "keep-alive timed out" and reqwest's `is_timeout()` is true;
+//!   connection stops acknowledging HTTP/2 keep-alive pings, hyper's message
+//!   says "keep-alive timed out" and reqwest's `is_timeout()` is true;
 //! - a certificate that rustls 0.23 rejects is an `io::Error` of kind
 //!   `InvalidData` in the connect error, and the rustls error inside it says
 //!   why only in its message, which starts with "invalid peer certificate: ".
@@ -276,14 +276,14 @@ fn classify_stream_end(end: StreamEnd, in_body: bool, https: bool) -> Classified
     classified
 }
 
-/// Classifies an HTTP/2 connection that stopped answering the client's
+/// Classifies an HTTP/2 connection that stopped acknowledging the client's
 /// keep-alive pings, which the client then closed. reqwest's `is_timeout()`
 /// is true, but no request timeout fired: the connection was dead.
 fn keep_alive_timed_out(in_body: bool) -> Classified {
     let phase = if in_body { Phase::Body } else { Phase::Headers };
     let mut classified = failure(phase, Diagnosis::ConnectionClosed, false, None);
     classified.failure.evidence.push(
-        "the HTTP/2 connection stopped answering the client's keep-alive pings within `http2_keep_alive_timeout`, so the client closed it: the server or the network on the way stalled"
+        "the HTTP/2 connection stopped acknowledging the client's keep-alive pings within `http2_keep_alive_timeout`, so the client closed it: the server or the network on the way stalled"
             .to_owned(),
     );
     classified
@@ -440,8 +440,8 @@ struct ChainFacts {
     certificate: Option<CertificateProblem>,
     /// The HTTP/2 reset or GOAWAY that ended the request's stream.
     stream_end: Option<StreamEnd>,
-    /// hyper's "keep-alive timed out": the HTTP/2 connection did not answer
-    /// the client's pings in time.
+    /// hyper's "keep-alive timed out": the HTTP/2 connection did not
+    /// acknowledge the client's pings in time.
     keep_alive_timed_out: bool,
 }
 

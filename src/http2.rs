@@ -205,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn graceful_go_away_is_a_closed_connection_worth_retrying() {
+    fn graceful_go_away_is_retryable_close() {
         let verdict = sent_by_server(true, code::NO_ERROR).verdict(false, false);
 
         assert_eq!(verdict.diagnosis, Diagnosis::ConnectionClosed);
@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn end_by_the_client_in_the_body_is_a_closed_connection() {
+    fn client_end_in_body_is_close() {
         let end = StreamEnd {
             go_away: false,
             code: 0x1,

@@ -316,26 +316,21 @@ mod tests {
     /// then drops it unpolled, so that nothing is sent.
     struct MeasureFuture(Arc<AtomicUsize>);
 
+    #[async_trait::async_trait]
     impl Middleware for MeasureFuture {
-        fn handle<'life0, 'life1, 'life2, 'async_trait>(
-            &'life0 self,
+        async fn handle(
+            &self,
             request: Request,
-            extensions: &'life1 mut Extensions,
-            next: Next<'life2>,
-        ) -> Pin<Box<dyn Future<Output = reqwest_middleware::Result<Response>> + Send + 'async_trait>>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            'life2: 'async_trait,
-            Self: 'async_trait,
-        {
+            extensions: &mut Extensions,
+            next: Next<'_>,
+        ) -> reqwest_middleware::Result<Response> {
             let call = next.run(request, extensions);
             self.0
                 .store(std::mem::size_of_val(&*call), Ordering::Relaxed);
             drop(call);
-            Box::pin(std::future::ready(Err(
-                reqwest_middleware::Error::middleware(std::io::Error::other("measured")),
-            )))
+            Err(reqwest_middleware::Error::middleware(
+                std::io::Error::other("measured"),
+            ))
         }
     }
 

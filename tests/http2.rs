@@ -1,5 +1,5 @@
 //! HTTP/2 streams that the server refuses, resets or ends with GOAWAY, and a
-//! connection that stops answering pings, against the scripted h2c server in
+//! connection that stops acknowledging pings, against the scripted h2c server in
 //! `support::h2`.
 //!
 //! Most clients here turn reqwest's own retries off (`retry::never`), so that
@@ -85,12 +85,18 @@ async fn assert_buffered_retry_after(first: Vec<Act>) {
     assert_eq!(attempts.count(), 2);
     assert_eq!(
         attempts.history()[0].outcome(),
-        AttemptOutcome::Failed {
-            phase: Phase::Body,
-            diagnosis: Diagnosis::ConnectionClosed,
-            timed_out: false,
-        }
+        failed(Phase::Body, Diagnosis::ConnectionClosed)
     );
+}
+
+/// Returns the outcome of an attempt that failed in `phase` with `diagnosis`,
+/// without a timeout.
+fn failed(phase: Phase, diagnosis: Diagnosis) -> AttemptOutcome {
+    AttemptOutcome::Failed {
+        phase,
+        diagnosis,
+        timed_out: false,
+    }
 }
 
 fn refused_then_ok(refusals: usize) -> impl Fn(usize) -> Vec<Act> + Send + Sync + 'static {
@@ -115,11 +121,7 @@ async fn refused_stream_is_retried_until_the_server_accepts() {
     assert_eq!(attempts.count(), 3);
     assert_eq!(
         attempts.history()[0].outcome(),
-        AttemptOutcome::Failed {
-            phase: Phase::Headers,
-            diagnosis: Diagnosis::StreamRefused,
-            timed_out: false,
-        }
+        failed(Phase::Headers, Diagnosis::StreamRefused)
     );
     assert_eq!(server.requests(), 3);
 }
@@ -168,7 +170,7 @@ async fn refused_post_is_not_sent_again() {
 }
 
 #[tokio::test]
-async fn go_away_with_an_error_is_retried_on_a_new_connection() {
+async fn go_away_error_retried_on_new_connection() {
     let server = support::h2::start(
         |index| match index {
             0 => vec![
@@ -192,11 +194,7 @@ async fn go_away_with_an_error_is_retried_on_a_new_connection() {
     assert_eq!(attempts.count(), 2);
     assert_eq!(
         attempts.history()[0].outcome(),
-        AttemptOutcome::Failed {
-            phase: Phase::Headers,
-            diagnosis: Diagnosis::ConnectionClosed,
-            timed_out: false,
-        }
+        failed(Phase::Headers, Diagnosis::ConnectionClosed)
     );
     assert_eq!(server.connections(), 2);
 }
@@ -225,7 +223,7 @@ async fn graceful_go_away_names_the_shutdown() {
 }
 
 #[tokio::test]
-async fn stream_reset_mid_body_is_a_closed_connection_in_the_body() {
+async fn stream_reset_mid_body_is_connection_closed() {
     let server = support::h2::start(
         |_| cut_short(&[Act::Pause(50 * MS), Act::Reset(code::CANCEL)]),
         0,
@@ -250,12 +248,12 @@ async fn stream_reset_mid_body_is_a_closed_connection_in_the_body() {
 }
 
 #[tokio::test]
-async fn stream_reset_mid_body_is_retried_in_buffered_mode() {
+async fn stream_reset_mid_body_retried_when_buffered() {
     assert_buffered_retry_after(cut_short(&[Act::Reset(code::CANCEL)])).await;
 }
 
 #[tokio::test]
-async fn connection_closed_mid_body_is_found_inside_h2s_error() {
+async fn closed_mid_body_found_in_h2_error() {
     let server = support::h2::start(|_| cut_short(&[Act::Pause(50 * MS), Act::Close]), 0).await;
     let client = h2_client(2);
     let response = client.get(server.url("/")).send().await.unwrap();
@@ -268,7 +266,7 @@ async fn connection_closed_mid_body_is_found_inside_h2s_error() {
 }
 
 #[tokio::test]
-async fn reset_with_no_error_before_the_full_length_is_a_short_body() {
+async fn no_error_reset_reports_short_body() {
     let server = support::h2::start(|_| cut_short(&[Act::Reset(code::NO_ERROR)]), 0).await;
     let client = h2_client(2);
     let response = client.get(server.url("/")).send().await.unwrap();
@@ -286,7 +284,7 @@ async fn reset_with_no_error_before_the_full_length_is_a_short_body() {
 }
 
 #[tokio::test]
-async fn unanswered_keep_alive_pings_are_a_closed_connection() {
+async fn unacknowledged_pings_are_connection_closed() {
     // The first connection goes silent; the retry opens a second one.
     let server = support::h2::start(|_| ok_acts(2), 1).await;
     let client = with_timeouts(
@@ -315,7 +313,7 @@ async fn unanswered_keep_alive_pings_are_a_closed_connection() {
 }
 
 #[tokio::test]
-async fn retry_after_unanswered_pings_succeeds_on_a_new_connection() {
+async fn retry_after_dead_connection_succeeds() {
     let server = support::h2::start(|_| ok_acts(2), 1).await;
     let client = with_timeouts(
         client_builder()
@@ -335,7 +333,7 @@ async fn retry_after_unanswered_pings_succeeds_on_a_new_connection() {
 }
 
 #[tokio::test]
-async fn not_modified_with_a_length_has_no_body_to_check() {
+async fn not_modified_length_is_not_checked() {
     // RFC 9110 lets a 304 repeat the length of the resource, and hyper then
     // reports that length as the body's over HTTP/2.
     let server = support::h2::start(
@@ -363,7 +361,7 @@ async fn not_modified_with_a_length_has_no_body_to_check() {
 }
 
 #[tokio::test]
-async fn body_ending_short_of_its_length_is_retried_in_buffered_mode() {
+async fn short_body_retried_when_buffered() {
     // h2 resets a stream whose data ends before its Content-Length, as
     // hyper fails such a body over HTTP/1.
     let first = vec![

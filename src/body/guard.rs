@@ -772,7 +772,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn body_ending_short_of_its_length_fails_as_closed() {
+    async fn short_body_fails_as_closed() {
         let (sender, mut guard) = guarded_with_len(BodySettings::default(), Some(10));
         sender.send(b"abc").unwrap();
         drop(sender);

@@ -2,8 +2,9 @@
 //! the frames a test scripts for each request: response headers, data,
 //! stream resets, GOAWAY frames, pauses and closes.
 //!
-//! It speaks just enough HTTP/2 for reqwest's client: it answers SETTINGS
-//! and PING, counts each HEADERS frame as a request, and ignores the rest.
+//! It speaks just enough HTTP/2 for reqwest's client. It acknowledges
+//! SETTINGS and PING, counts each HEADERS frame as a request, and ignores the
+//! rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,17 +35,17 @@ pub mod code {
     pub const CANCEL: u32 = 0x8;
 }
 
-/// One step of the server's answer to a request.
+/// One step of the server's response to a request.
 #[derive(Debug, Clone)]
 pub enum Act {
-    /// Response headers with this status and `content-length`; `end` ends
+    /// Response headers with this status and `content-length`. `end` ends
     /// the stream.
     Head {
         status: u16,
         content_length: Option<usize>,
         end: bool,
     },
-    /// This many bytes of data; `end` ends the stream.
+    /// This many bytes of data. `end` ends the stream.
     Data {
         len: usize,
         end: bool,
@@ -78,7 +79,7 @@ pub fn ok_acts(len: usize) -> Vec<Act> {
 }
 
 /// Starts the server. The first `silent` connections read every frame and
-/// answer none, not even PING, as a connection that stopped working does.
+/// acknowledge none, not even PING, as a connection that stopped working does.
 pub async fn start(
     script: impl Fn(usize) -> Vec<Act> + Send + Sync + 'static,
     silent: usize,
@@ -162,12 +163,17 @@ async fn run(writer: Arc<Mutex<OwnedWriteHalf>>, stream: u32, acts: Vec<Act>) {
 }
 
 async fn write(writer: &Mutex<OwnedWriteHalf>, bytes: Vec<u8>) {
-    // The client may have gone; the test reads what it saw.
+    // The client may have gone, and the test reads what it saw.
     let _ = writer.lock().await.write_all(&bytes).await;
 }
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("a test frame fits in 16 MiB");
+    // The frame header holds the length in 24 bits.
+    assert!(
+        payload.len() < 1 << 24,
+        "an HTTP/2 frame holds less than 16 MiB"
+    );
+    let len = u32::try_from(payload.len()).expect("checked above");
     let mut frame = len.to_be_bytes()[1..].to_vec();
     frame.extend_from_slice(&[kind, flags]);
     frame.extend_from_slice(&stream.to_be_bytes());
@@ -175,8 +181,8 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// An HPACK block with `:status` and, when given, `content-length`, as
-/// literals without indexing or Huffman coding.
+/// Returns an HPACK block with `:status` and, when given, `content-length`,
+/// as literals without indexing or Huffman coding.
 fn header_block(status: u16, content_length: Option<usize>) -> Vec<u8> {
     // Static table indexes: 8 is `:status`, 28 is `content-length`, which
     // takes a 4-bit prefix of 15 and a continuation byte of 13.
