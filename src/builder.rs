@@ -173,7 +173,10 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// A `429`, `503` or `413` response whose `Retry-After` requests a
     /// longer wait, or a wait past the total deadline, is returned to the
-    /// caller at once instead of being retried.
+    /// caller at once instead of being retried. A shorter `Retry-After`
+    /// sets the least wait: the middleware waits for the longer of it and
+    /// the backoff, so that a value of zero or a date in the past does not
+    /// send the retries at once.
     ///
     /// Default is 60 seconds.
     pub fn max_retry_after(mut self, wait: Duration) -> Self {

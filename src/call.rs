@@ -652,12 +652,19 @@ impl<'c> Call<'c> {
             return Decision::Stop(StopReason::MaxRetries(self.max_retries));
         }
         let now = Instant::now();
-        if let Some(wait) = retry_after {
+        if let Some(requested) = retry_after {
             if !self.deadline.fits_wait(now, Duration::ZERO) {
                 return Decision::Stop(StopReason::Deadline);
             }
-            if wait > self.config.max_retry_after || !self.deadline.fits_wait(now, wait) {
-                return Decision::Stop(StopReason::RetryAfterTooLong(wait));
+            if requested > self.config.max_retry_after || !self.deadline.fits_wait(now, requested) {
+                return Decision::Stop(StopReason::RetryAfterTooLong(requested));
+            }
+            // The server's value is a minimum. A zero, a date in the past or
+            // a clock ahead of the server's would otherwise send every retry
+            // at once.
+            let wait = requested.max(self.next_backoff());
+            if !self.deadline.fits_wait(now, wait) {
+                return Decision::Stop(StopReason::Deadline);
             }
             if !self.spend_budget(now) {
                 return Decision::Stop(StopReason::Budget);
@@ -684,13 +691,17 @@ impl<'c> Call<'c> {
         self.backoff_or_stop(Instant::now())
     }
 
-    fn backoff_or_stop(&mut self, now: Instant) -> Decision {
+    /// Returns the next wait of the backoff schedule.
+    fn next_backoff(&mut self) -> Duration {
         // Made at the first backoff, so that a call that needs none carries
         // no schedule.
-        let schedule = self
-            .schedule
-            .get_or_insert_with(|| Box::new(self.config.backoff.schedule()));
-        let wait = schedule.next_wait();
+        self.schedule
+            .get_or_insert_with(|| Box::new(self.config.backoff.schedule()))
+            .next_wait()
+    }
+
+    fn backoff_or_stop(&mut self, now: Instant) -> Decision {
+        let wait = self.next_backoff();
         if !self.deadline.fits_wait(now, wait) {
             return Decision::Stop(StopReason::Deadline);
         }

@@ -184,8 +184,9 @@ async fn retry_after_http_date_is_honoured() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_zero_retries_at_once() {
+async fn retry_after_zero_keeps_the_backoff() {
     let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, "0".into()),
         Reply::StatusWithRetryAfter(503, "0".into()),
         Reply::Status(200),
     ]);
@@ -193,8 +194,45 @@ async fn retry_after_zero_retries_at_once() {
 
     let response = client.get(URL).send().await.unwrap();
 
+    let offsets = offsets(&script.calls());
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(offsets(&script.calls())[1], Duration::ZERO);
+    assert_eq!(offsets[1], 100 * MS);
+    assert_eq!(offsets[2], 300 * MS);
+    assert_eq!(
+        attempts(&response).history()[0].retry_after(),
+        Some(Duration::ZERO)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_date_in_the_past_keeps_the_backoff() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(429, "Thu, 01 Jan 1970 00:00:00 GMT".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(fixed_schedule(), &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(offsets(&script.calls())[1], 100 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_shorter_than_backoff_waits_the_backoff() {
+    let script = Script::new(vec![
+        Reply::StatusWithRetryAfter(503, "1".into()),
+        Reply::Status(200),
+    ]);
+    let client = client(
+        fixed_schedule().initial_backoff(Duration::from_secs(3)),
+        &script,
+    );
+
+    let response = client.get(URL).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(offsets(&script.calls())[1], Duration::from_secs(3));
 }
 
 #[tokio::test(start_paused = true)]

@@ -331,7 +331,8 @@ async fn hold_stalled(
 }
 
 /// Runs sequential calls through the middleware: mostly `200`, every tenth
-/// a `503` with `Retry-After: 0` (four attempts), every hundredth a refused
+/// a `503` with `Retry-After: 0` (four attempts, 1 ms apart, because
+/// `Retry-After` never shortens the backoff), every hundredth a refused
 /// connect without retries. Returns the checkpoints and the number of calls
 /// that ended otherwise than planned.
 async fn measure_growth(options: &Options) -> (Vec<Checkpoint>, usize) {
@@ -351,7 +352,12 @@ async fn measure_growth(options: &Options) -> (Vec<Checkpoint>, usize) {
     let healthy_url = healthy.url("/");
     let unavailable_url = unavailable.url("/");
     let refused_url = format!("http://{}/", refused_addr());
-    let chain = with_timeouts(&reqwest_client(), TimeoutMiddleware::builder());
+    let chain = with_timeouts(
+        &reqwest_client(),
+        TimeoutMiddleware::builder()
+            .initial_backoff(Duration::from_millis(1))
+            .max_backoff(Duration::from_millis(1)),
+    );
 
     let marks = [1_000, 10_000, 25_000, 50_000, 75_000, 100_000];
     let mut checkpoints = Vec::new();
