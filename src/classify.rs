@@ -245,7 +245,7 @@ fn classify_reqwest(
     }
     if facts.not_http_reply && !context.target.is_https() {
         let mut classified =
-            failure(Phase::Headers, Diagnosis::TlsFailed, false, None).not_retryable();
+            failure(Phase::Headers, Diagnosis::WrongProtocol, false, None).not_retryable();
         classified.failure.evidence.push(
             "the server answered with bytes that are not HTTP/1, as a TLS port does to a plain request; if the port serves TLS, use https://, and otherwise check that the port serves HTTP at all"
                 .to_owned(),
@@ -322,7 +322,12 @@ fn classify_connect(
         return failure(Phase::Connect, Diagnosis::ConnectionRefused, false, None).not_sent();
     }
     if target.is_https() && (facts.invalid_data || facts.certificate.is_some()) {
-        let mut classified = failure(Phase::Tls, Diagnosis::TlsFailed, false, None)
+        let diagnosis = if facts.not_tls_reply {
+            Diagnosis::WrongProtocol
+        } else {
+            Diagnosis::TlsFailed
+        };
+        let mut classified = failure(Phase::Tls, diagnosis, false, None)
             .not_retryable()
             .not_sent();
         if facts.not_tls_reply {
@@ -362,7 +367,7 @@ fn classify_connect_timeout(facts: &ChainFacts, context: &AttemptContext<'_>) ->
     let mut classified = if facts.tcp_connect {
         failure(Phase::Connect, Diagnosis::ConnectTimedOut, true, limit)
     } else if target.is_https() {
-        failure(Phase::Tls, Diagnosis::TlsFailed, true, limit)
+        failure(Phase::Tls, Diagnosis::TlsStalled, true, limit)
     } else if dns_possible {
         failure(Phase::Dns, Diagnosis::DnsUnavailable, true, limit)
     } else {

@@ -20,9 +20,18 @@ pub enum Diagnosis {
     /// The TCP connection was not established in time: packets are dropped
     /// on the way, typically by a firewall, or the host is down.
     ConnectTimedOut,
-    /// The TLS handshake failed: the port speaks plain HTTP, the certificate
-    /// is not trusted, or the two sides share no protocol version.
+    /// The TLS handshake failed: the certificate is not trusted or not valid
+    /// for the host, or the two sides share no protocol version. Not
+    /// retried, because the outcome will not change.
     TlsFailed,
+    /// The TLS handshake did not complete in time: the server accepted the
+    /// connection and then answered slowly or not at all. Retried like
+    /// other timeouts.
+    TlsStalled,
+    /// The server speaks another protocol than the URL's scheme asks for:
+    /// TLS on a port reached with `http://`, or plain HTTP on one reached
+    /// with `https://`. Not retried, because the answer will not change.
+    WrongProtocol,
     /// The server did not send the response headers in time.
     ServerStalled,
     /// The response body stopped arriving before it was complete.
@@ -57,6 +66,8 @@ impl Diagnosis {
             Diagnosis::ConnectionRefused => "connect-refused",
             Diagnosis::ConnectTimedOut => "connect-timeout",
             Diagnosis::TlsFailed => "tls-failed",
+            Diagnosis::TlsStalled => "tls-stalled",
+            Diagnosis::WrongProtocol => "wrong-protocol",
             Diagnosis::ServerStalled => "server-stalled",
             Diagnosis::BodyStalled => "body-stalled",
             Diagnosis::TimeoutTooShort => "timeout-too-short",
@@ -76,6 +87,10 @@ impl Diagnosis {
             Diagnosis::ConnectionRefused => "the connection was refused",
             Diagnosis::ConnectTimedOut => "the TCP connection was not established in time",
             Diagnosis::TlsFailed => "the TLS handshake failed",
+            Diagnosis::TlsStalled => "the TLS handshake did not complete in time",
+            Diagnosis::WrongProtocol => {
+                "the server speaks another protocol than the URL's scheme asks for"
+            }
             Diagnosis::ServerStalled => "the server sent no response headers in time",
             Diagnosis::BodyStalled => "the response body stopped arriving",
             Diagnosis::TimeoutTooShort => "the limit fired while the transfer was still going",
@@ -105,7 +120,13 @@ impl Diagnosis {
                 "check the host and port, and whether a firewall drops packets to them"
             }
             Diagnosis::TlsFailed => {
-                "check that the client trusts the server's certificate and that it is valid for this host, and that the port speaks TLS (use http:// for plain HTTP)"
+                "check that the client trusts the server's certificate, that it is valid for this host, and that both sides allow a common TLS version"
+            }
+            Diagnosis::TlsStalled => {
+                "check the server's load and TLS setup, and any proxy or firewall in between"
+            }
+            Diagnosis::WrongProtocol => {
+                "check the URL's scheme and port: https:// for a port that serves TLS, http:// for one that serves plain HTTP"
             }
             Diagnosis::ServerStalled => {
                 "check the server's logs and load; raise the timeout only if this endpoint is known to be slow"
@@ -142,12 +163,14 @@ mod tests {
     use super::Diagnosis;
     use std::collections::HashSet;
 
-    const ALL: [Diagnosis; 13] = [
+    const ALL: [Diagnosis; 15] = [
         Diagnosis::NameNotResolved,
         Diagnosis::DnsUnavailable,
         Diagnosis::ConnectionRefused,
         Diagnosis::ConnectTimedOut,
         Diagnosis::TlsFailed,
+        Diagnosis::TlsStalled,
+        Diagnosis::WrongProtocol,
         Diagnosis::ServerStalled,
         Diagnosis::BodyStalled,
         Diagnosis::TimeoutTooShort,

@@ -25,7 +25,8 @@ async fn silent_tls_server_times_out_in_tls_phase() {
     let message = error.to_string();
     assert!(error.is_timeout());
     assert_eq!(error.phase(), Phase::Tls);
-    assert_eq!(error.diagnosis(), Diagnosis::TlsFailed);
+    assert_eq!(error.diagnosis(), Diagnosis::TlsStalled);
+    assert!(error.is_retryable());
     assert!(matches!(
         error.limit(),
         Some(Limit::ClientConnectTimeout(_))
@@ -72,12 +73,16 @@ async fn plain_http_on_tls_url_fails_fast_without_retry() {
     let message = error.to_string();
     assert!(!error.is_timeout());
     assert_eq!(error.phase(), Phase::Tls);
-    assert_eq!(error.diagnosis(), Diagnosis::TlsFailed);
+    assert_eq!(error.diagnosis(), Diagnosis::WrongProtocol);
     assert_eq!(error.attempts(), 1);
     assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
     assert_eq!(server.connections(), 1);
     assert!(elapsed < 500 * MS, "took {elapsed:?}");
-    assert!(message.contains("http:// for plain HTTP"), "{message}");
+    assert!(
+        message.contains("http:// for one that serves plain HTTP"),
+        "{message}"
+    );
+    assert!(!message.contains("certificate"), "{message}");
 }
 
 #[tokio::test]
@@ -106,9 +111,11 @@ async fn plain_url_on_tls_port_fails_fast_and_suggests_https() {
     let error = diagnosed(&err);
     let message = error.to_string();
     assert!(!error.is_timeout());
-    assert_eq!(error.diagnosis(), Diagnosis::TlsFailed);
+    assert_eq!(error.phase(), Phase::Headers);
+    assert_eq!(error.diagnosis(), Diagnosis::WrongProtocol);
     assert_eq!(error.attempts(), 1);
     assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
     assert!(elapsed < 500 * MS, "took {elapsed:?}");
     assert!(message.contains("use https://"), "{message}");
+    assert!(!message.contains("TLS handshake failed"), "{message}");
 }
