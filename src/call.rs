@@ -22,6 +22,7 @@ use crate::deadline::{AttemptLimit, Deadline};
 use crate::diagnosis::Diagnosis;
 use crate::error::{AmbiguityNote, Error, Failure};
 use crate::first_hop::{self, Failed, Hop};
+use crate::format::DisplayDuration;
 use crate::host_state::HostState;
 use crate::limit::Limit;
 use crate::middleware::{Config, MarkedExtensions};
@@ -488,37 +489,52 @@ impl<'c> Call<'c> {
     async fn explain(&self, failure: &mut Failure) {
         let recent = self.host.latency.slowest();
         let finding = pattern::assess(&self.history, recent);
+        if let Some(diagnosis) = finding.diagnosis {
+            failure.diagnosis = diagnosis;
+        }
+        if let Some(phase) = finding.phase {
+            // The earlier attempts place the stall before the headers.
+            failure.phase = phase;
+            failure.note = None;
+        }
+        let probed = self.probe(failure).await;
         match finding.diagnosis {
             // The evidence for a new diagnosis comes first.
-            Some(diagnosis) => {
-                failure.diagnosis = diagnosis;
+            Some(_) => {
                 failure.evidence.splice(0..0, finding.evidence);
             }
+            // The probe's diagnosis replaces the one this evidence was for.
+            None if probed == Probed::Rediagnosed => {}
             None => failure.evidence.extend(finding.evidence),
         }
+    }
 
+    /// Runs the active probe when it is on and can add to `failure`, and
+    /// applies what it finds.
+    async fn probe(&self, failure: &mut Failure) -> Probed {
         if !self.config.active_probe || !worth_probing(failure) {
-            return;
+            return Probed::No;
         }
         // The failed address, when it is not the request's own.
         let (host, port) = match (failure.redirected, failure.connect_addr) {
             (false, _) => match self.target.port() {
                 Some(port) => (self.target.host().to_owned(), port),
-                None => return,
+                None => return Probed::No,
             },
             (true, Some(addr)) => (addr.ip().to_string(), addr.port()),
-            (true, None) => return,
+            (true, None) => return Probed::No,
         };
         let budget = self
             .deadline
             .remaining(Instant::now())
             .min(self.attempt_timeout);
         if budget < MIN_PROBE_TIME {
-            return;
+            return Probed::No;
         }
         let report = probe::probe(&host, port, budget).await;
         tracing::debug!(probe = %report, "probed the request's host and port");
-        if report.all_connected() && failure.note == Some(AmbiguityNote::ConnectOrHeaders) {
+        let before_headers = failure.note.is_some_and(AmbiguityNote::is_before_headers);
+        if report.all_connected() && before_headers {
             // The server accepts connections, so a stalled connect is
             // unlikely. A stalled connect to a redirect's target stays
             // possible for the other notes.
@@ -534,16 +550,30 @@ impl<'c> Call<'c> {
             failure.limit,
             Some(Limit::ClientConnectTimeout(connect_timeout)) if budget >= connect_timeout
         );
-        if stalled_connect && probe_as_long && report.connect_stalled() {
-            failure.phase = Phase::Connect;
-            failure.diagnosis = Diagnosis::ConnectTimedOut;
-            failure.note = None;
-            failure.evidence.push(
-                "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
-                    .to_owned(),
-            );
-        }
+        // The probe waited for its connects at least as long as the last
+        // attempt waited for the headers.
+        let probe_as_long_as_attempt = self
+            .history
+            .last()
+            .is_some_and(|record| budget >= record.limit);
+        let evidence = if stalled_connect && probe_as_long && report.connect_stalled() {
+            "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
+                .to_owned()
+        } else if before_headers && probe_as_long_as_attempt && report.connect_stalled() {
+            format!(
+                "the probe's connects to the host did not complete within {} either, so the attempts most likely stalled while connecting, not while waiting for the response headers",
+                DisplayDuration(budget)
+            )
+        } else {
+            failure.probe = Some(report);
+            return Probed::Ran;
+        };
+        failure.phase = Phase::Connect;
+        failure.diagnosis = Diagnosis::ConnectTimedOut;
+        failure.note = None;
+        failure.evidence.push(evidence);
         failure.probe = Some(report);
+        Probed::Rediagnosed
     }
 
     /// Returns the error of a call whose total timeout ran out before its
@@ -678,6 +708,12 @@ impl<'c> Call<'c> {
         if !classified.failure.retryable {
             return Decision::Stop(StopReason::NotRetryable);
         }
+        // With no time left, the deadline stops the call whatever else
+        // would. A request that may have reached the server would otherwise
+        // name its method as the reason.
+        if !self.deadline.fits_wait(Instant::now(), Duration::ZERO) {
+            return Decision::Stop(StopReason::Deadline);
+        }
         if !classified.not_sent && !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
@@ -743,6 +779,17 @@ fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
     let copyable = !has_streamed_body(request);
     let stand_in = Request::new(request.method().clone(), request.url().clone());
     (mem::replace(request, stand_in), copyable)
+}
+
+/// What the active probe did for a failure that ends a call.
+#[derive(Debug, PartialEq, Eq)]
+enum Probed {
+    /// It did not run: it is off, adds nothing, or has no time.
+    No,
+    /// It ran and added its report.
+    Ran,
+    /// It ran and changed the diagnosis.
+    Rediagnosed,
 }
 
 /// Minimum time left before the deadline for the probe to run.

@@ -65,15 +65,6 @@ pub(crate) struct AttemptContext<'a> {
     pub(crate) connect_timeout: Option<Duration>,
 }
 
-impl AttemptContext<'_> {
-    /// Returns whether a connect that never completed would have been reported by
-    /// the client's connect timeout before the attempt's limit fired.
-    fn connect_timeout_fires_first(&self) -> bool {
-        self.connect_timeout
-            .is_some_and(|connect| connect < self.limit.budget)
-    }
-}
-
 /// Classifies the middleware's own timer firing before the rest of the chain
 /// returned.
 pub(crate) fn classify_timeout(context: &AttemptContext<'_>) -> Classified {
@@ -115,8 +106,9 @@ fn request_timeout(
     context: &AttemptContext<'_>,
 ) -> Classified {
     let mut classified = failure(phase, diagnosis, true, limit);
-    if phase == Phase::Headers && !context.connect_timeout_fires_first() {
-        classified.failure.note = Some(AmbiguityNote::ConnectOrHeaders);
+    if phase == Phase::Headers {
+        classified.failure.note =
+            AmbiguityNote::before_headers(context.connect_timeout, context.limit.budget);
     }
     classified
 }

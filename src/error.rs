@@ -80,6 +80,11 @@ pub(crate) enum AmbiguityNote {
     /// has a client `connect_timeout` shorter than the limit, a connect
     /// that never completed looks the same.
     ConnectOrHeaders,
+    /// As [`ConnectOrHeaders`](Self::ConnectOrHeaders), when the middleware
+    /// knows the client's connect timeout, but the limit that fired was
+    /// not longer: the total deadline or a short request timeout cut the
+    /// attempt before the connect timeout could fire.
+    ConnectTimeoutNotShorter,
     /// The client's connect timeout fired, and the error does not name the
     /// TCP connect: reqwest's timer around the whole connect fired before
     /// hyper-util's timer for one address. A TCP connect that never
@@ -91,10 +96,37 @@ pub(crate) enum AmbiguityNote {
 }
 
 impl AmbiguityNote {
+    /// Returns the note for a limit of `limit` that fired before the
+    /// response headers, when the attempt may not have got past the connect:
+    /// none when the client's `connect_timeout`, if known, would have
+    /// ended a stalled connect first.
+    pub(crate) fn before_headers(
+        connect_timeout: Option<Duration>,
+        limit: Duration,
+    ) -> Option<Self> {
+        match connect_timeout {
+            None => Some(AmbiguityNote::ConnectOrHeaders),
+            Some(connect) if connect < limit => None,
+            Some(_) => Some(AmbiguityNote::ConnectTimeoutNotShorter),
+        }
+    }
+
+    /// Returns whether the note leaves a stalled connect possible after a
+    /// limit fired before the response headers.
+    pub(crate) fn is_before_headers(self) -> bool {
+        matches!(
+            self,
+            AmbiguityNote::ConnectOrHeaders | AmbiguityNote::ConnectTimeoutNotShorter
+        )
+    }
+
     pub(crate) fn text(self) -> &'static str {
         match self {
             AmbiguityNote::ConnectOrHeaders => {
                 "or a connect that never completed, which looks the same unless the middleware knows a client connect_timeout shorter than this limit (see configure_client)"
+            }
+            AmbiguityNote::ConnectTimeoutNotShorter => {
+                "or a connect that never completed: the client's connect_timeout is not shorter than this limit, so it could not fire first"
             }
             AmbiguityNote::StalledConnect => {
                 "or a TCP connect that never completed: reqwest's connect timeout covers both and does not say which stage stalled"

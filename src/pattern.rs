@@ -24,6 +24,9 @@ pub(crate) struct Finding {
     /// A better diagnosis than the last attempt's alone, if the pattern gives
     /// one.
     pub(crate) diagnosis: Option<Diagnosis>,
+    /// The phase that goes with `diagnosis`, when it is not the last
+    /// attempt's.
+    pub(crate) phase: Option<Phase>,
     /// One lowercase clause that states the evidence.
     pub(crate) evidence: Option<String>,
 }
@@ -83,6 +86,7 @@ fn all_refused_fast(history: &[AttemptRecord]) -> Option<Finding> {
     };
     Some(Finding {
         diagnosis: None,
+        phase: None,
         evidence: Some(evidence),
     })
 }
@@ -122,6 +126,7 @@ fn timeouts_near_known_latency(
     };
     Some(Finding {
         diagnosis: Some(Diagnosis::TimeoutTooShort),
+        phase: None,
         evidence: Some(format!(
             "{attempts} until the {} limit, while responses from this host took up to {}",
             DisplayDuration(limit),
@@ -131,23 +136,29 @@ fn timeouts_near_known_latency(
 }
 
 /// Finds a last attempt that ran until a shorter limit than the others'
-/// and timed out, because the total deadline left it less time, after attempts
-/// that all failed alike in the same phase without timing out. Their cause
-/// is the call's, and the short attempt shows little.
+/// and timed out, because the total deadline left it less time, after
+/// attempts that all failed alike. Their cause is the call's, and the short
+/// attempt shows little. The earlier attempts either failed in the same
+/// phase without timing out, or timed out in a stage before the response
+/// headers, such as the connect, while the last attempt had less time than
+/// they took: its limit fired before the stage's own timeout could, so it
+/// looks like a wait for the headers.
 fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
     let (last, earlier) = history.split_last()?;
     let (phase, _, true) = failed(last)? else {
         return None;
     };
-    let (first_phase, diagnosis, false) = failed(earlier.first()?)? else {
-        return None;
-    };
-    let alike = earlier
-        .iter()
-        .all(|record| failed(record) == Some((first_phase, diagnosis, false)));
+    let first = failed(earlier.first()?)?;
+    let (first_phase, diagnosis, first_timed_out) = first;
+    let alike = earlier.iter().all(|record| failed(record) == Some(first));
     let shortest_earlier = earlier.iter().map(|record| record.limit).min()?;
     let ran_to_limit = last.duration.as_secs_f64() >= last.limit.as_secs_f64() * AT_LIMIT;
-    if !alike || first_phase != phase || !ran_to_limit || last.limit >= shortest_earlier {
+    let same_phase = first_phase == phase && !first_timed_out;
+    let earlier_stage = phase == Phase::Headers
+        && first_timed_out
+        && matches!(first_phase, Phase::Dns | Phase::Connect | Phase::Tls)
+        && earlier.iter().all(|record| last.limit < record.duration);
+    if !alike || !(same_phase || earlier_stage) || !ran_to_limit || last.limit >= shortest_earlier {
         return None;
     }
     let attempts = match earlier.len() {
@@ -156,6 +167,7 @@ fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
     };
     Some(Finding {
         diagnosis: Some(diagnosis),
+        phase: earlier_stage.then_some(first_phase),
         evidence: Some(format!(
             "the last attempt had only {} before the total deadline and timed out, while {attempts} failed with {}",
             DisplayDuration(last.limit),
@@ -186,12 +198,13 @@ fn all_failed_alike(history: &[AttemptRecord]) -> Option<Finding> {
             "the server closed the connection on all {count} attempts, which points at the server rather than the network"
         ),
         Diagnosis::ServerStalled => format!(
-            "all {count} attempts ended before the response headers were complete, so the server is stalled rather than briefly slow"
+            "all {count} attempts ended before the response headers were complete, so the stall is steady rather than a passing slowness"
         ),
         _ => return None,
     };
     Some(Finding {
         diagnosis: None,
+        phase: None,
         evidence: Some(evidence),
     })
 }
@@ -270,6 +283,40 @@ mod tests {
         let finding = assess(&history, None);
 
         assert_eq!(finding, Finding::default());
+    }
+
+    #[test]
+    fn cut_short_wait_after_connect_timeouts_is_connect() {
+        let connect = failure(Phase::Connect, Diagnosis::ConnectTimedOut, true);
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(connect, 151 * MS, 250 * MS),
+            attempt(stalled, 47 * MS, 46 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, Some(Diagnosis::ConnectTimedOut));
+        assert_eq!(finding.phase, Some(Phase::Connect));
+        assert_eq!(
+            finding.evidence.as_deref(),
+            Some("the last attempt had only 46ms before the total deadline and timed out, while the attempt before it failed with connect-timeout")
+        );
+    }
+
+    #[test]
+    fn cut_short_wait_longer_than_connect_timeout_keeps_its_cause() {
+        let connect = failure(Phase::Connect, Diagnosis::ConnectTimedOut, true);
+        let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
+        let history = vec![
+            attempt(connect, 151 * MS, 1_000 * MS),
+            attempt(stalled, 400 * MS, 400 * MS),
+        ];
+
+        let finding = assess(&history, None);
+
+        assert_eq!(finding.diagnosis, None);
+        assert_eq!(finding.phase, None);
     }
 
     #[test]
@@ -363,7 +410,7 @@ mod tests {
         assert_eq!(finding.diagnosis, None);
         assert_eq!(
             finding.evidence.as_deref(),
-            Some("all 2 attempts ended before the response headers were complete, so the server is stalled rather than briefly slow")
+            Some("all 2 attempts ended before the response headers were complete, so the stall is steady rather than a passing slowness")
         );
     }
 

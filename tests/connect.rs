@@ -107,6 +107,90 @@ async fn probe_settles_stalled_connect_by_name() {
     assert!(!error.to_string().contains("DNS"), "{error}");
 }
 
+/// Sends a request to `blackhole` with a known connect timeout of 300 ms and
+/// a total timeout of 500 ms. The first attempt ends with the connect
+/// timeout, and the second gets only about 150 ms before the deadline, so
+/// the middleware's timer ends it before the connect timeout can fire.
+async fn cut_short_after_connect_timeout(
+    blackhole: &Blackhole,
+    method: reqwest::Method,
+) -> reqwest_middleware::Error {
+    let client = with_configured_client(
+        client_builder(),
+        timeouts(500 * MS, 500 * MS, 5).connect_timeout(300 * MS),
+    );
+    client
+        .request(method, blackhole.url("/"))
+        .body("x")
+        .send()
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn deadline_cut_after_connect_timeout_stays_connect() {
+    let blackhole = Blackhole::start().await;
+
+    let err = cut_short_after_connect_timeout(&blackhole, reqwest::Method::GET).await;
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.attempts(), 2, "{error:#}");
+    assert_eq!(error.phase(), Phase::Connect, "{error:#}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert!(
+        error.evidence()[0].ends_with("while the attempt before it failed with connect-timeout"),
+        "{error:#}"
+    );
+    assert!(!message.contains("server-stalled"), "{message}");
+    assert!(!message.contains("configure_client"), "{message}");
+    assert_eq!(blackhole.connections(), 0);
+}
+
+#[tokio::test]
+async fn deadline_cut_post_stops_for_deadline() {
+    let blackhole = Blackhole::start().await;
+
+    let err = cut_short_after_connect_timeout(&blackhole, reqwest::Method::POST).await;
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.attempts(), 2, "{error:#}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
+    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert!(!message.contains("may have reached"), "{message}");
+}
+
+#[tokio::test]
+async fn probe_stalled_too_rediagnoses_unknown_connect() {
+    let blackhole = Blackhole::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(300 * MS, 2_000 * MS, 1).active_probe(true),
+    );
+
+    let err = client.get(blackhole.url("/")).send().await.unwrap_err();
+
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert_eq!(error.attempts(), 2, "{error:#}");
+    assert_eq!(error.phase(), Phase::Connect, "{error:#}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
+    assert_eq!(error.limit(), Some(Limit::AttemptTimeout(300 * MS)));
+    assert!(
+        error.evidence().iter().any(|line| line
+            .starts_with("the probe's connects to the host did not complete within 300ms either")),
+        "{error:#}"
+    );
+    assert!(!message.contains("stall is steady"), "{message}");
+    assert!(
+        !message.contains("connect that never completed"),
+        "{message}"
+    );
+    assert!(error.probe().is_some(), "{error:#}");
+}
+
 #[tokio::test]
 async fn configured_connect_timeout_is_named_with_its_value() {
     let blackhole = Blackhole::start().await;

@@ -83,15 +83,18 @@ impl HeaderTimedOut {
         // Started with the attempt, the timeout also covers the connect,
         // unless the client's connect timeout would have ended a stalled
         // connect first.
-        let connect_possible =
-            !self.after_upload && connect_timeout.is_none_or(|connect| connect >= self.timeout);
+        let note = if self.after_upload {
+            None
+        } else {
+            AmbiguityNote::before_headers(connect_timeout, self.timeout)
+        };
         Classified {
             failure: Failure {
                 phase: Phase::Headers,
                 diagnosis: Diagnosis::ServerStalled,
                 timed_out: true,
                 limit: Some(Limit::ResponseHeaderTimeout(self.timeout)),
-                note: connect_possible.then_some(AmbiguityNote::ConnectOrHeaders),
+                note,
                 source: Some(Arc::new(self)),
                 progress: None,
                 connect_addr: None,
@@ -225,12 +228,14 @@ mod tests {
 
         let known_shorter = timed_out.classify(Some(100 * MS));
         let known_longer = timed_out.classify(Some(800 * MS));
+        let unknown = timed_out.classify(None);
 
         assert_eq!(known_shorter.failure.note, None);
         assert_eq!(known_shorter.failure.diagnosis, Diagnosis::ServerStalled);
         assert_eq!(
             known_longer.failure.note,
-            Some(AmbiguityNote::ConnectOrHeaders)
+            Some(AmbiguityNote::ConnectTimeoutNotShorter)
         );
+        assert_eq!(unknown.failure.note, Some(AmbiguityNote::ConnectOrHeaders));
     }
 }
