@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use crate::diagnosis::Diagnosis;
 use crate::error::SharedError;
 use crate::format::{error_chain_text, DisplayDuration};
+use crate::limit::Limit;
 use crate::phase::Phase;
 use crate::redact::without_url_secrets;
 
@@ -51,6 +52,8 @@ pub struct AttemptRecord {
     pub(crate) started_after: Duration,
     pub(crate) duration: Duration,
     pub(crate) limit: Duration,
+    /// The timeout that ended the attempt, when one did.
+    pub(crate) fired: Option<Limit>,
     pub(crate) outcome: AttemptOutcome,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) wait_after: Option<Duration>,
@@ -124,6 +127,24 @@ impl AttemptRecord {
         self.limit
     }
 
+    /// Returns the timeout that ended the attempt, when one did. It is the
+    /// limit of [`limit`](Self::limit), or a shorter one such as the
+    /// response header timeout or the client's connect timeout.
+    pub fn fired_limit(&self) -> Option<Limit> {
+        self.fired
+    }
+
+    /// Returns a timeout that ended the attempt before its own limit, such
+    /// as the response header timeout, for the attempt's line in messages.
+    pub(crate) fn other_limit_fired(&self) -> Option<Limit> {
+        self.fired.filter(|limit| {
+            !matches!(
+                limit,
+                Limit::AttemptTimeout(_) | Limit::TotalTimeout(_) | Limit::RequestTimeout(_)
+            )
+        })
+    }
+
     /// Returns what the attempt ended with.
     pub fn outcome(&self) -> AttemptOutcome {
         self.outcome
@@ -158,6 +179,9 @@ impl fmt::Display for AttemptRecord {
             DisplayDuration(self.duration),
             DisplayDuration(self.limit),
         )?;
+        if let Some(fired) = self.other_limit_fired() {
+            write!(f, ", {fired} fired")?;
+        }
         if let Some(retry_after) = self.retry_after {
             write!(f, ", retry-after {}", DisplayDuration(retry_after))?;
         }

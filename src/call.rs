@@ -316,6 +316,7 @@ impl<'c> Call<'c> {
             started_after: self.deadline.elapsed(attempt.started),
             duration,
             limit: attempt.limit.budget,
+            fired: None,
             outcome: AttemptOutcome::Response(StatusCode::OK),
             retry_after: None,
             wait_after: None,
@@ -411,6 +412,10 @@ impl<'c> Call<'c> {
             timed_out: classified.failure.timed_out,
         };
         record.error = classified.failure.source.clone().map(ErrorText::new);
+        record.fired = classified
+            .failure
+            .limit
+            .filter(|_| classified.failure.timed_out);
         match self.decide_after_error(&classified, attempt.resendable) {
             Decision::Retry { wait } => {
                 tracing::debug!(

@@ -34,7 +34,8 @@ pub enum Diagnosis {
     WrongProtocol,
     /// The server did not send the response headers in time.
     ServerStalled,
-    /// The response body stopped arriving before it was complete.
+    /// The response body stopped arriving before it was complete, or
+    /// arrived slower than the minimum body throughput.
     BodyStalled,
     /// The limit fired while data still flowed, or while the caller was not
     /// reading the body: the limit is shorter than this transfer needs, at the
@@ -92,7 +93,7 @@ impl Diagnosis {
                 "the server speaks another protocol than the URL's scheme asks for"
             }
             Diagnosis::ServerStalled => "the server sent no response headers in time",
-            Diagnosis::BodyStalled => "the response body stopped arriving",
+            Diagnosis::BodyStalled => "the response body stopped arriving or arrived too slowly",
             Diagnosis::TimeoutTooShort => "the limit fired while the transfer was still going",
             Diagnosis::UploadStalled => "the server stopped reading the request body",
             Diagnosis::ConnectionClosed => {

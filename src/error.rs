@@ -390,10 +390,12 @@ impl Error {
             write!(f, " after the {limit}")?;
         }
         if let Some(progress) = self.inner.progress {
+            // A body's bytes count when they are read, by the caller or in
+            // buffered mode, not when they reach the client's buffer.
             let verb = if self.inner.phase == Phase::Send {
                 "sent"
             } else {
-                "received"
+                "read"
             };
             write!(f, ", {verb} {progress}")?;
         }

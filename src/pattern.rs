@@ -222,6 +222,7 @@ mod tests {
             started_after: Duration::ZERO,
             duration,
             limit,
+            fired: None,
             outcome,
             retry_after: None,
             wait_after: None,

@@ -88,6 +88,9 @@ impl fmt::Display for Report<'_> {
                 DisplayDuration(attempt.duration()),
                 DisplayDuration(attempt.limit()),
             )?;
+            if let Some(fired) = attempt.other_limit_fired() {
+                write!(f, ", {fired} fired")?;
+            }
             if let Some(retry_after) = attempt.retry_after() {
                 write!(f, ", retry-after {}", DisplayDuration(retry_after))?;
             }

@@ -85,6 +85,8 @@ async fn partial_body_fails_on_idle_timeout() {
         assert!(error.is_timeout());
         assert_streamed_body_failure(error, Diagnosis::BodyStalled, framing);
         assert_eq!(error.limit(), Some(Limit::BodyIdleTimeout(300 * MS)));
+        let last = error.history().last().expect("one attempt at least");
+        assert_eq!(last.fired_limit(), Some(Limit::BodyIdleTimeout(300 * MS)));
         let progress = error.body_progress().expect("a body failure has progress");
         assert_eq!(progress.bytes(), PARTIAL_BODY_LEN as u64, "{framing:?}");
         assert_eq!(progress.expected_len(), announced(framing));
@@ -98,9 +100,9 @@ async fn partial_body_fails_on_idle_timeout() {
             message.contains("after the body idle timeout of 300ms"),
             "{message}"
         );
-        assert!(message.contains("received 10 B"), "{message}");
+        assert!(message.contains("read 10 B"), "{message}");
         if framing == Framing::ContentLength {
-            assert!(message.contains("received 10 B of 100 B in "), "{message}");
+            assert!(message.contains("read 10 B of 100 B in "), "{message}");
         }
         assert_eq!(server.requests(), 1);
     }
@@ -280,10 +282,7 @@ async fn slow_steady_body_is_timeout_too_short() {
             message.contains("after the attempt timeout of 300ms"),
             "{message}"
         );
-        assert!(
-            message.contains(&format!("received {progress}")),
-            "{message}"
-        );
+        assert!(message.contains(&format!("read {progress}")), "{message}");
         assert!(message.contains("/s)"), "{message}");
         if framing == Framing::ContentLength {
             assert!(message.contains(" of 2 MiB in "), "{message}");
@@ -330,7 +329,7 @@ async fn close_mid_body_is_connection_closed() {
         assert_eq!(progress.expected_len(), announced(framing));
         let message = error.to_string();
         assert!(
-            message.contains("failed reading the response body, received 10 B"),
+            message.contains("failed reading the response body, read 10 B"),
             "{message}"
         );
     }

@@ -217,6 +217,20 @@ async fn header_timeout_is_retried() {
     assert_eq!(error.attempts(), 3);
     assert_eq!(error.stop_reason(), &StopReason::MaxRetries(2));
     assert_eq!(error.limit(), Some(Limit::ResponseHeaderTimeout(150 * MS)));
+    for attempt in error.history() {
+        assert_eq!(
+            attempt.fired_limit(),
+            Some(Limit::ResponseHeaderTimeout(150 * MS)),
+            "{attempt}"
+        );
+        assert_eq!(attempt.limit(), 1_000 * MS, "{attempt}");
+        assert!(
+            attempt
+                .to_string()
+                .contains("(limit 1s), response header timeout of 150ms fired"),
+            "{attempt}"
+        );
+    }
     // Three timeouts of 150 ms and waits of 50 and 100 ms.
     assert!(elapsed >= 590 * MS, "took {elapsed:?}");
     assert!(elapsed < 2_000 * MS, "took {elapsed:?}");

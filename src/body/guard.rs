@@ -360,6 +360,7 @@ impl GuardedBody {
                 timed_out: failure.timed_out,
             };
             last.duration = now.saturating_duration_since(context.attempt_started);
+            last.fired = failure.limit.filter(|_| failure.timed_out);
             last.error = failure.source.clone().map(ErrorText::new);
         }
         let kind = if failure.timed_out {
@@ -528,6 +529,7 @@ mod tests {
             started_after: Duration::ZERO,
             duration: Duration::ZERO,
             limit: limit.budget,
+            fired: None,
             outcome: AttemptOutcome::Response(http::StatusCode::OK),
             retry_after: None,
             wait_after: None,
