@@ -115,7 +115,7 @@ impl Diagnosis {
                 "check that the DNS server in the resolver configuration is reachable"
             }
             Diagnosis::ConnectionRefused => {
-                "check that the server is running and listens on this host and port"
+                "check that the server is running and listens on the host and port that refused the connection"
             }
             Diagnosis::ConnectTimedOut => {
                 "check the host and port, and whether a firewall drops packets to them"

@@ -15,7 +15,7 @@ use crate::format::DisplayDuration;
 /// GET http://127.0.0.1:41715/: could not connect
 ///   cause      the connection was refused (connect-refused)
 ///   evidence   all 3 attempts were refused within 1ms: the server is not running, or the port is wrong
-///   next step  check that the server is running and listens on this host and port
+///   next step  check that the server is running and listens on the host and port that refused the connection
 ///   phase      connect
 ///   limit      none fired
 ///   stopped    max retries (2) reached
