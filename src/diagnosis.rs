@@ -25,12 +25,12 @@ pub enum Diagnosis {
     /// retried, because the outcome will not change.
     TlsFailed,
     /// The TLS handshake did not complete in time: the server accepted the
-    /// connection and then answered slowly or not at all. Retried like
+    /// connection and then responded slowly or not at all. Retried like
     /// other timeouts.
     TlsStalled,
-    /// The server speaks another protocol than the URL's scheme asks for:
+    /// The server speaks another protocol than the URL's scheme requires:
     /// TLS on a port reached with `http://`, or plain HTTP on one reached
-    /// with `https://`. Not retried, because the answer will not change.
+    /// with `https://`. Not retried, because the response will not change.
     WrongProtocol,
     /// The server did not send the response headers in time.
     ServerStalled,
@@ -90,7 +90,7 @@ impl Diagnosis {
             Diagnosis::TlsFailed => "the TLS handshake failed",
             Diagnosis::TlsStalled => "the TLS handshake did not complete in time",
             Diagnosis::WrongProtocol => {
-                "the server speaks another protocol than the URL's scheme asks for"
+                "the server speaks another protocol than the URL's scheme requires"
             }
             Diagnosis::ServerStalled => "the server sent no response headers in time",
             Diagnosis::BodyStalled => "the response body stopped arriving or arrived too slowly",

@@ -81,8 +81,8 @@ pub(crate) enum AmbiguityNote {
     /// that never completed looks the same.
     ConnectOrHeaders,
     /// As [`ConnectOrHeaders`](Self::ConnectOrHeaders), when the middleware
-    /// knows the client's connect timeout, but the limit that fired was
-    /// not longer: the total deadline or a short request timeout cut the
+    /// has the client's connect timeout, but the limit that fired was not
+    /// longer: the total deadline or a short request timeout cut the
     /// attempt before the connect timeout could fire.
     ConnectTimeoutNotShorter,
     /// The client's connect timeout fired, and the error does not name the

@@ -140,9 +140,9 @@ fn timeouts_near_known_latency(
 /// attempts that all failed alike. Their cause is the call's, and the short
 /// attempt shows little. The earlier attempts either failed in the same
 /// phase without timing out, or timed out in a stage before the response
-/// headers, such as the connect, while the last attempt had less time than
-/// they took: its limit fired before the stage's own timeout could, so it
-/// looks like a wait for the headers.
+/// headers, such as the connect. In the second case the last attempt had
+/// less time than they took, so its limit fired before the stage's own
+/// timeout could, and it looks like a wait for the headers.
 fn last_attempt_cut_short(history: &[AttemptRecord]) -> Option<Finding> {
     let (last, earlier) = history.split_last()?;
     let (phase, _, true) = failed(last)? else {

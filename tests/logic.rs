@@ -184,7 +184,7 @@ async fn retry_after_http_date_is_honoured() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_zero_keeps_the_backoff() {
+async fn zero_retry_after_keeps_backoff() {
     let script = Script::new(vec![
         Reply::StatusWithRetryAfter(503, "0".into()),
         Reply::StatusWithRetryAfter(503, "0".into()),
@@ -205,7 +205,7 @@ async fn retry_after_zero_keeps_the_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_date_in_the_past_keeps_the_backoff() {
+async fn past_retry_after_date_keeps_backoff() {
     let script = Script::new(vec![
         Reply::StatusWithRetryAfter(429, "Thu, 01 Jan 1970 00:00:00 GMT".into()),
         Reply::Status(200),
@@ -219,7 +219,7 @@ async fn retry_after_date_in_the_past_keeps_the_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_shorter_than_backoff_waits_the_backoff() {
+async fn short_retry_after_waits_backoff() {
     let script = Script::new(vec![
         Reply::StatusWithRetryAfter(503, "1".into()),
         Reply::Status(200),
