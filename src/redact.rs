@@ -3,8 +3,9 @@
 
 /// Returns `text` without the URLs that reqwest adds to its messages, and
 /// without the userinfo, query and fragment of any other URL in it, which
-/// may carry credentials. Other URLs are found by their `scheme://` or by
-/// the fields of a `Url`'s `Debug` output.
+/// may carry credentials. Other URLs are found by their `scheme://`, also
+/// in its escaped form `scheme:\/\/` from JSON, or by the fields of a
+/// `Url`'s `Debug` output.
 ///
 /// NOTE: a URL written without its scheme, such as `//user:pw@host` or
 /// `user:pw@host`, cannot be distinguished from other text and is left as
@@ -38,22 +39,29 @@ fn without_urls(text: &str) -> String {
 /// Removes the userinfo, query and fragment of each URL in `text`, keeping
 /// its scheme, host, port and path.
 ///
-/// A URL starts at its `://` and ends at the first character that the
+/// A URL starts at its `://`, or at that separator with each `/` escaped
+/// (see [`find_separator`]), and ends at the first character that the
 /// `url` crate always escapes: whitespace, a control character, `"`, `<` or
 /// `>`. It leaves `'` and `` ` `` as they are in some parts, so those do not
 /// end a URL. Everything up to its last `@` before the query is taken for
 /// userinfo, so a path segment with an `@` is removed too, which shows less
-/// but never a password. A `/` inside the userinfo does not end it either.
+/// but never a password. A `/` inside the userinfo does not end it either,
+/// escaped or not. Backslashes just before a closing `"` escape that quote,
+/// as in `Debug` output, so they stay with it.
 fn without_secret_parts(text: &str) -> String {
-    const SEPARATOR: &str = "://";
     let mut result = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = rest.find(SEPARATOR) {
-        let (before, after) = rest.split_at(start + SEPARATOR.len());
+    while let Some((start, separator_len)) = find_separator(rest) {
+        let (before, after) = rest.split_at(start + separator_len);
         result.push_str(before);
         let end = after
             .find(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>'))
             .unwrap_or(after.len());
+        let end = if after[end..].starts_with('"') {
+            after[..end].trim_end_matches('\\').len()
+        } else {
+            end
+        };
         let url = &after[..end];
         let without_query = url.find(['?', '#']).map_or(url, |cut| &url[..cut]);
         let visible = without_query
@@ -64,6 +72,23 @@ fn without_secret_parts(text: &str) -> String {
     }
     result.push_str(rest);
     result
+}
+
+/// Finds the first `://` in `text`, or the same separator with each `/`
+/// escaped by the same number of backslashes: `:\/\/` as JSON writes it,
+/// and `:\\/\\/` once `Debug` escapes that JSON again. Returns the
+/// separator's offset and length.
+fn find_separator(text: &str) -> Option<(usize, usize)> {
+    text.match_indices(':').find_map(|(start, _)| {
+        let after_colon = &text[start + 1..];
+        let after_backslashes = after_colon.trim_start_matches('\\');
+        let backslashes = &after_colon[..after_colon.len() - after_backslashes.len()];
+        let after_separator = after_backslashes
+            .strip_prefix('/')?
+            .strip_prefix(backslashes)?
+            .strip_prefix('/')?;
+        Some((start, text.len() - start - after_separator.len()))
+    })
 }
 
 /// The fields of a `Url`'s `Debug` output that may carry credentials.
@@ -222,6 +247,38 @@ mod tests {
         let text = "failed: http://user:pa/ss@h.test/path";
 
         assert_eq!(without_url_secrets(text), "failed: http://h.test/path");
+    }
+
+    #[test]
+    fn json_escaped_url_loses_its_secrets() {
+        let text =
+            r#"upstream replied {"url":"http:\/\/user:pw@127.0.0.1:8080\/p?token=secret#frag"}"#;
+
+        assert_eq!(
+            without_url_secrets(text),
+            r#"upstream replied {"url":"http:\/\/127.0.0.1:8080\/p"}"#
+        );
+    }
+
+    #[test]
+    fn escaped_slash_in_userinfo_hides_password() {
+        let text = r"failed: http:\/\/user:pa\/ss@h.test\/path";
+
+        assert_eq!(without_url_secrets(text), r"failed: http:\/\/h.test\/path");
+    }
+
+    #[test]
+    fn json_in_debug_output_loses_its_secrets() {
+        let json = r#"{"url":"https:\/\/user-c4n:pw-c4n@h.test\/p?token=c4n"}"#;
+        let text = format!("cache entry {json:?}");
+
+        let cleaned = without_url_secrets(&text);
+
+        assert!(!cleaned.contains("c4n"), "{cleaned}");
+        assert_eq!(
+            cleaned,
+            r#"cache entry "{\"url\":\"https:\\/\\/h.test\\/p\"}""#
+        );
     }
 
     #[test]

@@ -176,6 +176,11 @@ fn url_display(request: &reqwest::Request) -> String {
     request.url().to_string()
 }
 
+/// Writes the URL as JSON escapes it, with `\/` for each `/`.
+fn url_json_escaped(request: &reqwest::Request) -> String {
+    request.url().as_str().replace('/', "\\/")
+}
+
 /// Writes each `Debug` form of a request and its URL, one line and pretty.
 fn debug_forms(request: &reqwest::Request) -> String {
     format!(
@@ -311,6 +316,39 @@ async fn lower_layer_url_debug_output_has_no_secret() {
         let attempt_text = first_attempt_text(error);
         assert!(attempt_text.contains("[removed]"), "{attempt_text}");
     }
+}
+
+#[tokio::test]
+async fn lower_layer_escaped_url_has_no_secret() {
+    let addr = closed_port();
+    let url = secret_url("http", "127.0.0.1", addr.port());
+    let failing = client_above(NamesUrl(Fails::Send, url_json_escaped));
+    let failing_body = client_above(NamesUrl(Fails::Body, url_json_escaped));
+
+    assert_context_without_secret(&failing, url.clone(), addr).await;
+    let send_error = failing.get(&url).send().await.unwrap_err();
+    let response = failing_body.get(&url).send().await.unwrap();
+    let body_error = response.bytes().await.unwrap_err();
+
+    let send_error = diagnosed(&send_error);
+    let body_error = diagnosed_body(&body_error);
+    assert_no_secret_shown(send_error);
+    assert_no_secret_shown(body_error);
+    assert_eq!(
+        first_attempt_text(send_error),
+        format!(
+            "rate limiter rejected http:\\/\\/127.0.0.1:{}\\/v1\\/items",
+            addr.port()
+        )
+    );
+    assert!(
+        first_attempt_text(body_error).contains(&format!(
+            "cache read failed for http:\\/\\/127.0.0.1:{}\\/v1\\/items",
+            addr.port()
+        )),
+        "{}",
+        first_attempt_text(body_error)
+    );
 }
 
 fn first_attempt_text(error: &reqwest_timeout::Error) -> String {
