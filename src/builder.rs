@@ -27,7 +27,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// | setting | default |
 /// |---|---|
-/// | [`attempt_timeout`](Self::attempt_timeout) | 30 s |
+/// | [`attempt_timeout`](Self::attempt_timeout) | 30 s, or the total timeout when that is shorter |
 /// | [`total_timeout`](Self::total_timeout) | 90 s |
 /// | [`max_retries`](Self::max_retries) | 3 (up to 4 attempts) |
 /// | [`initial_backoff`](Self::initial_backoff) | 100 ms |
@@ -61,7 +61,9 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Debug, Clone)]
 pub struct TimeoutMiddlewareBuilder {
-    attempt_timeout: Duration,
+    /// `None` until set, so that `build` can lower the default to a shorter
+    /// total timeout.
+    attempt_timeout: Option<Duration>,
     total_timeout: Duration,
     max_retries: u32,
     initial_backoff: Duration,
@@ -80,7 +82,7 @@ pub struct TimeoutMiddlewareBuilder {
 impl Default for TimeoutMiddlewareBuilder {
     fn default() -> Self {
         TimeoutMiddlewareBuilder {
-            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            attempt_timeout: None,
             total_timeout: DEFAULT_TOTAL_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             initial_backoff: DEFAULT_INITIAL_BACKOFF,
@@ -107,9 +109,15 @@ impl TimeoutMiddlewareBuilder {
     /// gets less: the time left. A request's own
     /// [`timeout`](reqwest::RequestBuilder::timeout), when shorter, wins.
     ///
-    /// Default is 30 seconds.
+    /// A value set here that is longer than the
+    /// [`total_timeout`](Self::total_timeout) makes [`build`](Self::build)
+    /// fail. An attempt timeout in [`RequestOverrides`](crate::RequestOverrides)
+    /// is never rejected for that. Its attempt gets the time left before the
+    /// deadline instead.
+    ///
+    /// Default is 30 seconds, or the total timeout when that is shorter.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
+        self.attempt_timeout = Some(timeout);
         self
     }
 
@@ -119,6 +127,11 @@ impl TimeoutMiddlewareBuilder {
     /// when the last attempt's response body has been read, so it covers
     /// every attempt and every wait between attempts. No wait runs past it
     /// and no attempt starts after it.
+    ///
+    /// A total timeout shorter than 30 seconds also becomes the default
+    /// [`attempt_timeout`](Self::attempt_timeout), which lowers the default
+    /// [`connect_timeout`](Self::connect_timeout) with it. An attempt
+    /// timeout set explicitly must not be longer than the total timeout.
     ///
     /// Default is 90 seconds.
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
@@ -278,28 +291,33 @@ impl TimeoutMiddlewareBuilder {
     /// Returns a [`ConfigError`] when a duration is zero, a timeout is below
     /// 1 ms (the resolution of tokio's timer), or the retry budget's ratio is
     /// not between 0 and 10 or allows no retry at all (a ratio of 0 with a
-    /// floor of 0). It also returns one when the attempt timeout is longer
-    /// than the total timeout, the connect timeout is not shorter than the
-    /// attempt timeout, or the initial backoff is longer than the maximum
-    /// backoff. The response header and body idle timeouts must not be
+    /// floor of 0). It also returns one when an attempt timeout set
+    /// explicitly is longer than the total timeout, the connect timeout is
+    /// not shorter than the attempt timeout, or the initial backoff is
+    /// longer than the maximum backoff. The response header and body idle timeouts must not be
     /// longer than the attempt timeout, the minimum body throughput must
     /// first check the rate within it, and the other body settings must be
     /// valid.
     pub fn build(self) -> Result<TimeoutMiddleware, ConfigError> {
-        reject_zero("attempt_timeout", self.attempt_timeout, "30s")?;
+        // The total timeout comes first, because an attempt timeout left at
+        // its default takes the total timeout's value when that is shorter.
         reject_zero("total_timeout", self.total_timeout, "90s")?;
-        reject_below_timer_resolution("attempt_timeout", self.attempt_timeout)?;
         reject_below_timer_resolution("total_timeout", self.total_timeout)?;
+        let attempt_timeout = self
+            .attempt_timeout
+            .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT.min(self.total_timeout));
+        reject_zero("attempt_timeout", attempt_timeout, "30s")?;
+        reject_below_timer_resolution("attempt_timeout", attempt_timeout)?;
         reject_zero("initial_backoff", self.initial_backoff, "100ms")?;
         reject_zero("max_backoff", self.max_backoff, "10s")?;
         reject_zero("max_retry_after", self.max_retry_after, "60s")?;
-        if self.attempt_timeout > self.total_timeout {
+        if attempt_timeout > self.total_timeout {
             return Err(ConfigError::new(
                 "attempt_timeout",
                 format!(
                     "attempt_timeout {} is longer than total_timeout {}; \
                      lower attempt_timeout or raise total_timeout",
-                    DisplayDuration(self.attempt_timeout),
+                    DisplayDuration(attempt_timeout),
                     DisplayDuration(self.total_timeout),
                 ),
             ));
@@ -315,32 +333,32 @@ impl TimeoutMiddlewareBuilder {
                 ),
             ));
         }
-        self.body.validate(self.attempt_timeout)?;
+        self.body.validate(attempt_timeout)?;
 
         self.retry_budget.validate()?;
         if let Some(connect_timeout) = self.connect_timeout {
             reject_zero("connect_timeout", connect_timeout, "1s")?;
             reject_below_timer_resolution("connect_timeout", connect_timeout)?;
-            if connect_timeout >= self.attempt_timeout {
+            if connect_timeout >= attempt_timeout {
                 return Err(ConfigError::new(
                     "connect_timeout",
                     format!(
                         "connect_timeout {} is not shorter than attempt_timeout {}, so a stalled \
                          connect would end with the attempt timeout; lower connect_timeout",
                         DisplayDuration(connect_timeout),
-                        DisplayDuration(self.attempt_timeout),
+                        DisplayDuration(attempt_timeout),
                     ),
                 ));
             }
         }
         // Never below tokio's 1 ms resolution, which an attempt timeout of
         // under 3 ms would give.
-        let derived_connect_timeout = (self.attempt_timeout / 3)
+        let derived_connect_timeout = (attempt_timeout / 3)
             .min(MAX_DERIVED_CONNECT_TIMEOUT)
             .max(TIMER_RESOLUTION);
 
         let config = Config {
-            attempt_timeout: self.attempt_timeout,
+            attempt_timeout,
             total_timeout: self.total_timeout,
             max_retries: self.max_retries,
             backoff: Backoff::new(self.initial_backoff, self.max_backoff, self.jitter),
@@ -449,6 +467,31 @@ mod tests {
         assert!(err.to_string().contains("attempt_timeout 1m"), "{err}");
         assert!(err.to_string().contains("30s"), "{err}");
         assert!(err.to_string().contains("raise total_timeout"), "{err}");
+    }
+
+    #[test]
+    fn short_total_lowers_default_attempt() {
+        let short = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let long = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+
+        assert_eq!(short.attempt_timeout(), Duration::from_secs(10));
+        assert_eq!(long.attempt_timeout(), DEFAULT_ATTEMPT_TIMEOUT);
+    }
+
+    #[test]
+    fn short_total_lowers_derived_connect_timeout() {
+        let middleware = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(6))
+            .build()
+            .unwrap();
+
+        assert_eq!(middleware.connect_timeout(), Duration::from_secs(2));
     }
 
     #[test]
