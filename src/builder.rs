@@ -154,6 +154,12 @@ impl TimeoutMiddlewareBuilder {
     /// Sets the wait before the first retry.
     ///
     /// Each later wait doubles, up to [`max_backoff`](Self::max_backoff).
+    /// [`build`](Self::build) rejects a zero wait, and one not shorter than
+    /// the [`total_timeout`](Self::total_timeout), because every backoff wait
+    /// would then end past the deadline and only the retries that a
+    /// `Retry-After` header times could start. A total timeout in
+    /// [`RequestOverrides`](crate::RequestOverrides) is not part of that
+    /// check.
     ///
     /// Default is 100 milliseconds.
     pub fn initial_backoff(mut self, wait: Duration) -> Self {
@@ -162,6 +168,9 @@ impl TimeoutMiddlewareBuilder {
     }
 
     /// Sets the longest wait between two attempts, before jitter.
+    ///
+    /// [`build`](Self::build) rejects a zero wait, and one shorter than the
+    /// [`initial_backoff`](Self::initial_backoff).
     ///
     /// Default is 10 seconds.
     pub fn max_backoff(mut self, wait: Duration) -> Self {
@@ -292,9 +301,10 @@ impl TimeoutMiddlewareBuilder {
     /// 1 ms (the resolution of tokio's timer), or the retry budget's ratio is
     /// not between 0 and 10 or allows no retry at all (a ratio of 0 with a
     /// floor of 0). It also returns one when an attempt timeout set
-    /// explicitly is longer than the total timeout, the connect timeout is
-    /// not shorter than the attempt timeout, or the initial backoff is
-    /// longer than the maximum backoff. The response header and body idle timeouts must not be
+    /// explicitly is longer than the total timeout, or the connect timeout is
+    /// not shorter than the attempt timeout. The initial backoff must be
+    /// shorter than the total timeout and not longer than the maximum
+    /// backoff. The response header and body idle timeouts must not be
     /// longer than the attempt timeout, the minimum body throughput must
     /// first check the rate within it, and the other body settings must be
     /// valid.
@@ -318,6 +328,18 @@ impl TimeoutMiddlewareBuilder {
                     "attempt_timeout {} is longer than total_timeout {}; \
                      lower attempt_timeout or raise total_timeout",
                     DisplayDuration(attempt_timeout),
+                    DisplayDuration(self.total_timeout),
+                ),
+            ));
+        }
+        if self.initial_backoff >= self.total_timeout {
+            return Err(ConfigError::new(
+                "initial_backoff",
+                format!(
+                    "initial_backoff {} is not shorter than total_timeout {}, so every \
+                     backoff wait would end past the deadline; lower initial_backoff \
+                     or raise total_timeout",
+                    DisplayDuration(self.initial_backoff),
                     DisplayDuration(self.total_timeout),
                 ),
             ));
@@ -505,6 +527,35 @@ mod tests {
         assert_eq!(err.setting(), "initial_backoff");
         assert!(err.to_string().contains("5s"), "{err}");
         assert!(err.to_string().contains("max_backoff 1s"), "{err}");
+    }
+
+    #[test]
+    fn initial_backoff_beyond_total_is_rejected() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .initial_backoff(Duration::from_secs(200))
+            .max_backoff(Duration::from_secs(300))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "initial_backoff");
+        assert_eq!(
+            err.to_string(),
+            "invalid initial_backoff: initial_backoff 3m20s is not shorter than \
+             total_timeout 1m30s, so every backoff wait would end past the deadline; \
+             lower initial_backoff or raise total_timeout"
+        );
+    }
+
+    #[test]
+    fn initial_backoff_equal_to_total_is_rejected() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(10))
+            .initial_backoff(Duration::from_secs(10))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "initial_backoff");
+        assert!(err.to_string().contains("total_timeout 10s"), "{err}");
     }
 
     #[test]
