@@ -220,16 +220,18 @@ impl TimeoutMiddlewareBuilder {
         self
     }
 
-    /// Sets the connect timeout of the wrapped `reqwest::Client`, and lets
-    /// the middleware count on the client having it.
+    /// Sets the connect timeout that
+    /// [`TimeoutMiddleware::configure_client`] applies to a
+    /// `reqwest::ClientBuilder`, and lets the middleware count on the client
+    /// having it.
     ///
+    /// The middleware cannot change the client it wraps, so the value takes
+    /// effect only on a client built through `configure_client`, or one
+    /// given the same value with [`reqwest::ClientBuilder::connect_timeout`].
     /// The connect timeout starts when the client begins to open a
     /// connection (DNS included) and ends when the connection, TLS included,
-    /// is established. Apply it to the client with
-    /// [`TimeoutMiddleware::configure_client`], or set the same value with
-    /// [`reqwest::ClientBuilder::connect_timeout`]. Knowing it lets errors
-    /// tell a stalled connect from a stalled server. It must be shorter than
-    /// the attempt timeout.
+    /// is established. Knowing it lets errors tell a stalled connect from a
+    /// stalled server. It must be shorter than the attempt timeout.
     ///
     /// Default is a third of the attempt timeout, at most 10 seconds, which
     /// the middleware counts on only once `configure_client` has applied it.
