@@ -9,9 +9,13 @@ use crate::format::DisplayDuration;
 /// Attach it to a request with reqwest-middleware's
 /// [`with_extension`](reqwest_middleware::RequestBuilder::with_extension).
 /// Settings left unset keep the middleware's values. An attempt timeout
-/// longer than the total timeout is clipped to it. A zero duration, or one
-/// below 1 ms (the resolution of tokio's timer), fails the call before
-/// anything is sent, with a [`ConfigError`] inside the returned error:
+/// longer than the call's total timeout, set here or in the middleware, is
+/// clipped to the time left before the deadline. That is no error here,
+/// unlike in [`TimeoutMiddlewareBuilder::build`](crate::TimeoutMiddlewareBuilder::build),
+/// which rejects an attempt timeout set longer than the total timeout.
+/// A zero duration, or one below 1 ms (the resolution of tokio's timer),
+/// fails the call before anything is sent, with a [`ConfigError`] inside
+/// the returned error:
 /// `reqwest_middleware::Error::Middleware(error)` with
 /// `error.downcast_ref::<ConfigError>()` returning it. The request's own
 /// `timeout` is checked the same way. [`Error::find`](crate::Error::find)
