@@ -82,7 +82,7 @@ fn check_within_attempt(
             setting,
             format!(
                 "{setting} {} is longer than attempt_timeout {}, so it could never fire; \
-                 lower {setting} or raise attempt_timeout",
+                 lower {setting} or raise attempt_timeout (at most total_timeout)",
                 DisplayDuration(timeout),
                 DisplayDuration(attempt_timeout),
             ),
@@ -210,7 +210,7 @@ impl MinThroughput {
                     "min_body_throughput first checks the rate after {} of waiting (the longer of \
                      its window {} and grace period {}), which is not shorter than attempt_timeout \
                      {}, so it could never fire; shorten them with MinThroughput::with_window and \
-                     with_grace_period, or raise attempt_timeout",
+                     with_grace_period, or raise attempt_timeout (at most total_timeout)",
                     DisplayDuration(self.first_check()),
                     DisplayDuration(self.window),
                     DisplayDuration(self.grace_period),
@@ -394,7 +394,8 @@ mod tests {
             "invalid min_body_throughput: min_body_throughput first checks the rate after 5s of \
              waiting (the longer of its window 5s and grace period 5s), which is not shorter \
              than attempt_timeout 2s, so it could never fire; shorten them with \
-             MinThroughput::with_window and with_grace_period, or raise attempt_timeout"
+             MinThroughput::with_window and with_grace_period, or raise attempt_timeout (at most \
+             total_timeout)"
         );
     }
 
@@ -507,7 +508,7 @@ mod tests {
             err.to_string(),
             "invalid response_header_timeout: response_header_timeout 3s is longer than \
              attempt_timeout 2s, so it could never fire; lower response_header_timeout \
-             or raise attempt_timeout"
+             or raise attempt_timeout (at most total_timeout)"
         );
     }
 
