@@ -6,6 +6,7 @@ use crate::backoff::Backoff;
 use crate::body::BodySettings;
 use crate::budget::{Budgets, RetryBudget};
 use crate::config_error::ConfigError;
+use crate::deadline::MIN_ATTEMPT_TIME;
 use crate::format::DisplayDuration;
 use crate::host_table::HostTable;
 use crate::middleware::{Config, TimeoutMiddleware};
@@ -30,7 +31,7 @@ const MAX_DERIVED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`attempt_timeout`](Self::attempt_timeout) | 30 s, or the total timeout when that is shorter |
 /// | [`total_timeout`](Self::total_timeout) | 90 s |
 /// | [`max_retries`](Self::max_retries) | 3 (up to 4 attempts) |
-/// | [`initial_backoff`](Self::initial_backoff) | 100 ms |
+/// | [`initial_backoff`](Self::initial_backoff) | 100 ms, or a tenth of a total timeout under 1 s |
 /// | [`max_backoff`](Self::max_backoff) | 10 s |
 /// | [`jitter`](Self::jitter) | on |
 /// | [`max_retry_after`](Self::max_retry_after) | 60 s |
@@ -66,7 +67,9 @@ pub struct TimeoutMiddlewareBuilder {
     attempt_timeout: Option<Duration>,
     total_timeout: Duration,
     max_retries: u32,
-    initial_backoff: Duration,
+    /// `None` until set, so that `build` can lower the default to a short
+    /// total timeout.
+    initial_backoff: Option<Duration>,
     max_backoff: Duration,
     jitter: bool,
     max_retry_after: Duration,
@@ -85,7 +88,7 @@ impl Default for TimeoutMiddlewareBuilder {
             attempt_timeout: None,
             total_timeout: DEFAULT_TOTAL_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
-            initial_backoff: DEFAULT_INITIAL_BACKOFF,
+            initial_backoff: None,
             max_backoff: DEFAULT_MAX_BACKOFF,
             jitter: true,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
@@ -154,16 +157,20 @@ impl TimeoutMiddlewareBuilder {
     /// Sets the wait before the first retry.
     ///
     /// Each later wait doubles, up to [`max_backoff`](Self::max_backoff).
-    /// [`build`](Self::build) rejects a zero wait, and one not shorter than
-    /// the [`total_timeout`](Self::total_timeout), because every backoff wait
-    /// would then end past the deadline and only the retries that a
-    /// `Retry-After` header times could start. A total timeout in
+    /// A retry starts only when at least 10 ms are left after its wait.
+    /// [`build`](Self::build) therefore rejects a zero wait, and one that
+    /// leaves less than 10 ms of the [`total_timeout`](Self::total_timeout),
+    /// because no backoff wait could then be followed by an attempt. Only
+    /// the retries that a `Retry-After` header times could start. A total
+    /// timeout in
     /// [`RequestOverrides`](crate::RequestOverrides) is not part of that
     /// check.
     ///
-    /// Default is 100 milliseconds.
+    /// Default is 100 milliseconds, or a tenth of the total timeout when
+    /// that is shorter, so that a short `total_timeout` alone still leaves
+    /// room for retries.
     pub fn initial_backoff(mut self, wait: Duration) -> Self {
-        self.initial_backoff = wait;
+        self.initial_backoff = Some(wait);
         self
     }
 
@@ -320,7 +327,12 @@ impl TimeoutMiddlewareBuilder {
             .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT.min(self.total_timeout));
         reject_zero("attempt_timeout", attempt_timeout, "30s")?;
         reject_below_timer_resolution("attempt_timeout", attempt_timeout)?;
-        reject_zero("initial_backoff", self.initial_backoff, "100ms")?;
+        // Left unset, the wait is at most a tenth of a short total timeout,
+        // so that `total_timeout` alone builds.
+        let initial_backoff = self
+            .initial_backoff
+            .unwrap_or(DEFAULT_INITIAL_BACKOFF.min(self.total_timeout / 10));
+        reject_zero("initial_backoff", initial_backoff, "100ms")?;
         reject_zero("max_backoff", self.max_backoff, "10s")?;
         reject_zero("max_retry_after", self.max_retry_after, "60s")?;
         if attempt_timeout > self.total_timeout {
@@ -334,25 +346,31 @@ impl TimeoutMiddlewareBuilder {
                 ),
             ));
         }
-        if self.initial_backoff >= self.total_timeout {
+        // A retry starts only when at least `MIN_ATTEMPT_TIME` is left after
+        // its wait, so a longer wait could never be followed by an attempt.
+        let backoff_never_fits = self
+            .initial_backoff
+            .is_some_and(|wait| wait.saturating_add(MIN_ATTEMPT_TIME) > self.total_timeout);
+        if backoff_never_fits {
             return Err(ConfigError::new(
                 "initial_backoff",
                 format!(
-                    "initial_backoff {} is not shorter than total_timeout {}, so every \
-                     backoff wait would end past the deadline; lower initial_backoff \
-                     or raise total_timeout",
-                    DisplayDuration(self.initial_backoff),
+                    "initial_backoff {} leaves less than {} of total_timeout {} for the \
+                     attempt after it, so every backoff wait would end too close to the \
+                     deadline; lower initial_backoff or raise total_timeout",
+                    DisplayDuration(initial_backoff),
+                    DisplayDuration(MIN_ATTEMPT_TIME),
                     DisplayDuration(self.total_timeout),
                 ),
             ));
         }
-        if self.initial_backoff > self.max_backoff {
+        if initial_backoff > self.max_backoff {
             return Err(ConfigError::new(
                 "initial_backoff",
                 format!(
                     "initial_backoff {} is longer than max_backoff {}; \
                      lower initial_backoff or raise max_backoff",
-                    DisplayDuration(self.initial_backoff),
+                    DisplayDuration(initial_backoff),
                     DisplayDuration(self.max_backoff),
                 ),
             ));
@@ -385,7 +403,7 @@ impl TimeoutMiddlewareBuilder {
             attempt_timeout,
             total_timeout: self.total_timeout,
             max_retries: self.max_retries,
-            backoff: Backoff::new(self.initial_backoff, self.max_backoff, self.jitter),
+            backoff: Backoff::new(initial_backoff, self.max_backoff, self.jitter),
             max_retry_after: self.max_retry_after,
             retry_non_idempotent: self.retry_non_idempotent,
             connect_timeout: self.connect_timeout.unwrap_or(derived_connect_timeout),
@@ -542,22 +560,32 @@ mod tests {
         assert_eq!(err.setting(), "initial_backoff");
         assert_eq!(
             err.to_string(),
-            "invalid initial_backoff: initial_backoff 3m20s is not shorter than \
-             total_timeout 1m30s, so every backoff wait would end past the deadline; \
-             lower initial_backoff or raise total_timeout"
+            "invalid initial_backoff: initial_backoff 3m20s leaves less than 10ms of \
+             total_timeout 1m30s for the attempt after it, so every backoff wait would end \
+             too close to the deadline; lower initial_backoff or raise total_timeout"
         );
     }
 
     #[test]
-    fn initial_backoff_equal_to_total_is_rejected() {
+    fn initial_backoff_without_room_to_retry_is_rejected() {
         let err = TimeoutMiddlewareBuilder::default()
             .total_timeout(Duration::from_secs(10))
-            .initial_backoff(Duration::from_secs(10))
+            .initial_backoff(Duration::from_millis(9_995))
             .build()
             .unwrap_err();
 
         assert_eq!(err.setting(), "initial_backoff");
         assert!(err.to_string().contains("total_timeout 10s"), "{err}");
+    }
+
+    #[test]
+    fn initial_backoff_with_room_to_retry_builds() {
+        let built = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(10))
+            .initial_backoff(Duration::from_millis(9_990))
+            .build();
+
+        assert!(built.is_ok(), "{built:?}");
     }
 
     #[test]

@@ -504,12 +504,12 @@ impl<'c> Call<'c> {
         }
         let probed = self.probe(failure).await;
         match finding.diagnosis {
+            // The probe's diagnosis replaces the one this evidence was for.
+            _ if probed == Probed::Rediagnosed => {}
             // The evidence for a new diagnosis comes first.
             Some(_) => {
                 failure.evidence.splice(0..0, finding.evidence);
             }
-            // The probe's diagnosis replaces the one this evidence was for.
-            None if probed == Probed::Rediagnosed => {}
             None => failure.evidence.extend(finding.evidence),
         }
     }
@@ -540,10 +540,14 @@ impl<'c> Call<'c> {
         tracing::debug!(probe = %report, "probed the request's host and port");
         let before_headers = failure.note.is_some_and(AmbiguityNote::is_before_headers);
         if report.all_connected() && before_headers {
-            // The server accepts connections, so a stalled connect is
-            // unlikely. A stalled connect to a redirect's target stays
-            // possible for the other notes.
-            failure.note = None;
+            // The server accepts connections, so a stalled TCP connect is
+            // unlikely. A TLS handshake, which the probe does not try, may
+            // still have stalled. A stalled connect to a redirect's target
+            // stays possible for the other notes.
+            failure.note = self
+                .target
+                .is_https()
+                .then_some(AmbiguityNote::TlsOrHeaders);
         }
         let stalled_connect = matches!(
             failure.note,
@@ -555,12 +559,11 @@ impl<'c> Call<'c> {
             failure.limit,
             Some(Limit::ClientConnectTimeout(connect_timeout)) if budget >= connect_timeout
         );
-        // The probe waited for its connects at least as long as the last
+        // The probe waited for its connects about as long as the last
         // attempt waited for the headers.
-        let probe_as_long_as_attempt = self
-            .history
-            .last()
-            .is_some_and(|record| budget >= record.limit);
+        let probe_as_long_as_attempt = self.history.last().is_some_and(|record| {
+            budget.as_secs_f64() >= record.limit.as_secs_f64() * PROBE_AS_LONG_AS_ATTEMPT
+        });
         let evidence = if stalled_connect && probe_as_long && report.connect_stalled() {
             "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
                 .to_owned()
@@ -696,11 +699,11 @@ impl<'c> Call<'c> {
             }
             // The server's value is a minimum. A zero, a date in the past or
             // a clock ahead of the server's would otherwise send every retry
-            // at once.
-            let wait = requested.max(self.next_backoff());
-            if !self.deadline.fits_wait(now, wait) {
-                return Decision::Stop(StopReason::Deadline);
-            }
+            // at once. The backoff gives way to the deadline, since the
+            // server's wait fits.
+            let wait = requested
+                .max(self.next_backoff())
+                .min(self.deadline.latest_wait(now));
             if !self.spend_budget(now) {
                 return Decision::Stop(StopReason::Budget);
             }
@@ -713,17 +716,18 @@ impl<'c> Call<'c> {
         if !classified.failure.retryable {
             return Decision::Stop(StopReason::NotRetryable);
         }
-        // With no time left, the deadline stops the call whatever else
-        // would. A request that may have reached the server would otherwise
-        // name its method as the reason.
-        if !self.deadline.fits_wait(Instant::now(), Duration::ZERO) {
-            return Decision::Stop(StopReason::Deadline);
-        }
+        // These two come before the deadline, because they tell an outer
+        // retry layer that sending the request again is unsafe.
         if !classified.not_sent && !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
         if !resendable {
             return Decision::Stop(StopReason::OneShotBody);
+        }
+        // With no time left, the deadline stops the call whatever the
+        // retry count allows.
+        if !self.deadline.fits_wait(Instant::now(), Duration::ZERO) {
+            return Decision::Stop(StopReason::Deadline);
         }
         let retry = self.retries_so_far();
         if retry >= self.max_retries {
@@ -786,7 +790,7 @@ fn take_attempt(request: &mut Request, last: bool) -> (Request, bool) {
     (mem::replace(request, stand_in), copyable)
 }
 
-/// What the active probe did for a failure that ends a call.
+/// The effect of the active probe on a failure that ends a call.
 #[derive(Debug, PartialEq, Eq)]
 enum Probed {
     /// It did not run: it is off, adds nothing, or has no time.
@@ -796,6 +800,12 @@ enum Probed {
     /// It ran and changed the diagnosis.
     Rediagnosed,
 }
+
+/// The share of the last attempt's limit that the probe's connects must
+/// have waited for their timing out to count as a stalled connect. Below 1,
+/// because the time left before the deadline often gives the probe a few
+/// milliseconds less than an attempt.
+const PROBE_AS_LONG_AS_ATTEMPT: f64 = 0.9;
 
 /// Minimum time left before the deadline for the probe to run.
 const MIN_PROBE_TIME: Duration = Duration::from_millis(5);

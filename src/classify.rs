@@ -239,7 +239,7 @@ fn classify_reqwest(
         let mut classified =
             failure(Phase::Headers, Diagnosis::WrongProtocol, false, None).not_retryable();
         classified.failure.evidence.push(
-            "the server answered with bytes that are not HTTP/1, as a TLS port does to a plain request; if the port serves TLS, use https://, and otherwise check that the port serves HTTP at all"
+            "the server answered with bytes that are not HTTP/1, as a TLS port does to a plain request"
                 .to_owned(),
         );
         return classified;

@@ -85,6 +85,10 @@ pub(crate) enum AmbiguityNote {
     /// longer: the total deadline or a short request timeout cut the
     /// attempt before the connect timeout could fire.
     ConnectTimeoutNotShorter,
+    /// A limit fired before the response headers of an `https://` request,
+    /// and the active probe's TCP connects succeeded: a TLS handshake that
+    /// never completed looks the same as a stalled server.
+    TlsOrHeaders,
     /// The client's connect timeout fired, and the error does not name the
     /// TCP connect: reqwest's timer around the whole connect fired before
     /// hyper-util's timer for one address. A TCP connect that never
@@ -127,6 +131,9 @@ impl AmbiguityNote {
             }
             AmbiguityNote::ConnectTimeoutNotShorter => {
                 "or a connect that never completed: the client's connect_timeout is not shorter than this limit, so it could not fire first"
+            }
+            AmbiguityNote::TlsOrHeaders => {
+                "or a TLS handshake that never completed: the probe's TCP connects succeeded, and a stalled handshake looks the same"
             }
             AmbiguityNote::StalledConnect => {
                 "or a TCP connect that never completed: reqwest's connect timeout covers both and does not say which stage stalled"

@@ -149,17 +149,21 @@ async fn deadline_cut_after_connect_timeout_stays_connect() {
 }
 
 #[tokio::test]
-async fn deadline_cut_post_stops_for_deadline() {
+async fn deadline_cut_post_is_not_resent() {
     let blackhole = Blackhole::start().await;
 
     let err = cut_short_after_connect_timeout(&blackhole, reqwest::Method::POST).await;
 
+    // The last attempt's own timer fired, which proves nothing about the
+    // connect, so an outer retry layer must not send the POST again.
     let error = diagnosed(&err);
-    let message = error.to_string();
     assert_eq!(error.attempts(), 2, "{error:#}");
     assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
-    assert_eq!(error.stop_reason(), &StopReason::Deadline);
-    assert!(!message.contains("may have reached"), "{message}");
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(reqwest::Method::POST)
+    );
+    assert!(!error.is_retryable());
 }
 
 #[tokio::test]
@@ -189,6 +193,26 @@ async fn probe_stalled_too_rediagnoses_unknown_connect() {
         "{message}"
     );
     assert!(error.probe().is_some(), "{error:#}");
+}
+
+#[tokio::test]
+async fn probe_a_little_shorter_than_attempt_still_counts() {
+    let blackhole = Blackhole::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(1_000 * MS, 3_000 * MS, 1).active_probe(true),
+    );
+
+    let err = client.get(blackhole.url("/")).send().await.unwrap_err();
+
+    // Two attempts and a wait of 50 ms leave the probe about 950 ms, a
+    // little less than the attempts' 1 s.
+    let error = diagnosed(&err);
+    let probe_budget = 3_000 * MS - error.history()[1].started_after() - 1_000 * MS;
+    assert!(probe_budget < 1_000 * MS, "{error:#}");
+    assert_eq!(error.attempts(), 2, "{error:#}");
+    assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
+    assert_eq!(error.phase(), Phase::Connect, "{error:#}");
 }
 
 #[tokio::test]

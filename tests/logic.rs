@@ -205,6 +205,44 @@ async fn zero_retry_after_keeps_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn short_total_alone_still_retries() {
+    let script = Script::new(vec![Reply::Status(503), Reply::Status(200)]);
+    let builder = TimeoutMiddleware::builder().total_timeout(100 * MS);
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // The default backoff of 100 ms would never fit. A tenth of the total,
+    // with jitter, does.
+    let offsets = offsets(&script.calls());
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+    assert!(offsets[1] < 50 * MS, "waited {:?}", offsets[1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_past_deadline_yields_to_retry_after() {
+    let script = Script::new(vec![
+        Reply::DelayWithRetryAfter(200 * MS, 503, "0".into()),
+        Reply::Status(200),
+    ]);
+    let builder = fixed_schedule()
+        .attempt_timeout(Duration::from_secs(1))
+        .total_timeout(Duration::from_secs(1))
+        .initial_backoff(900 * MS)
+        .max_backoff(900 * MS);
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // The server's wait of zero fits, the backoff of 900 ms does not, so the
+    // wait ends 10 ms before the deadline.
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+    assert_eq!(offsets(&script.calls())[1], 990 * MS);
+}
+
+#[tokio::test(start_paused = true)]
 async fn past_retry_after_date_keeps_backoff() {
     let script = Script::new(vec![
         Reply::StatusWithRetryAfter(429, "Thu, 01 Jan 1970 00:00:00 GMT".into()),

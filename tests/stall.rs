@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use reqwest_timeout::{Diagnosis, Error, Limit, Phase, StopReason};
+use reqwest_timeout::{Diagnosis, Error, Limit, Phase, StopReason, TimeoutMiddleware};
 use support::{
     client_builder, diagnosed, timeouts, with_configured_client, with_timeouts, StallHead,
     StopReading,
@@ -163,6 +163,33 @@ async fn header_stall_with_known_connect_timeout_names_one_cause() {
         !message.contains("connect that never completed"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn post_stalled_until_deadline_is_not_retryable() {
+    let server = StallHead::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        TimeoutMiddleware::builder().total_timeout(400 * MS),
+    );
+
+    let err = client
+        .post(server.url("/orders"))
+        .body("x")
+        .send()
+        .await
+        .unwrap_err();
+
+    // The attempt timeout defaults to the total here, so the attempt runs
+    // until the deadline. The server received the POST all the same.
+    let error = diagnosed(&err);
+    assert_eq!(error.attempts(), 1);
+    assert_eq!(
+        error.stop_reason(),
+        &StopReason::NotIdempotent(http::Method::POST)
+    );
+    assert!(!error.is_retryable());
+    assert_eq!(server.requests(), 1);
 }
 
 #[tokio::test]
@@ -334,10 +361,8 @@ async fn stalled_stream_buffering_leaves_time_to_send() {
     let elapsed = start.elapsed();
     let error = diagnosed(&err);
     let first = &error.history()[0];
-    // The attempt ran until the total deadline, which ends the call before
-    // the body that cannot be sent again would.
     assert_eq!(error.attempts(), 1);
-    assert_eq!(error.stop_reason(), &StopReason::Deadline);
+    assert_eq!(error.stop_reason(), &StopReason::OneShotBody);
     assert!(first.started_after() >= 450 * MS, "{first}");
     assert!(first.started_after() < 900 * MS, "{first}");
     assert!(first.limit() >= 100 * MS, "{first}");

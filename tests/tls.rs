@@ -61,6 +61,32 @@ async fn silent_tls_server_without_connect_timeout_names_both_causes() {
 }
 
 #[tokio::test]
+async fn probe_that_connects_keeps_tls_stall_possible() {
+    let server = TlsSilent::start().await;
+    let client = with_timeouts(
+        client_builder(),
+        timeouts(300 * MS, 2_000 * MS, 0).active_probe(true),
+    );
+
+    let err = client.get(server.https_url("/")).send().await.unwrap_err();
+
+    // The probe only opens TCP connections, which this server accepts, so
+    // it cannot rule out the handshake that stalled.
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    let probe = error.probe().expect("the probe ran");
+    assert!(probe.all_connected(), "{error:#}");
+    assert!(
+        message.contains("or a TLS handshake that never completed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("connect that never completed"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn plain_http_on_tls_url_fails_fast_without_retry() {
     let server = PlainOnTls::start().await;
     let client = with_timeouts(client_builder(), timeouts(1_000 * MS, 3_000 * MS, 3));
@@ -116,6 +142,9 @@ async fn plain_url_on_tls_port_fails_fast_and_suggests_https() {
     assert_eq!(error.attempts(), 1);
     assert_eq!(error.stop_reason(), &StopReason::NotRetryable);
     assert!(elapsed < 500 * MS, "took {elapsed:?}");
-    assert!(message.contains("use https://"), "{message}");
+    assert!(
+        message.contains("https:// for a port that serves TLS"),
+        "{message}"
+    );
     assert!(!message.contains("TLS handshake failed"), "{message}");
 }
