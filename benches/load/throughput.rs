@@ -5,6 +5,11 @@
 //! The middleware returns the response with its body under the body guard,
 //! so every chunk passes through the guard, at its default settings: no
 //! idle timeout and no minimum throughput.
+//!
+//! Each download also records the CPU time of the client's thread. The
+//! wall-clock throughput of single downloads varies by a factor of two or
+//! three with the scheduling of the client and server threads on two cores,
+//! while the client's CPU time shows the work that the guard adds.
 
 use std::fmt;
 use std::time::Instant;
@@ -56,6 +61,9 @@ pub struct ClientResult {
     pub name: &'static str,
     /// Throughput of each download, in MiB/s.
     pub mib_per_s: Summary,
+    /// CPU time of the client's thread for each download, user and system,
+    /// in milliseconds.
+    pub cpu_ms: Summary,
 }
 
 /// The outcome of one run.
@@ -69,6 +77,9 @@ pub struct Report {
     pub ratio_of_medians: f64,
     /// Percentiles (25, 50, 75) of the per-round throughput ratio.
     pub round_ratio: [f64; 3],
+    /// Median CPU time per download with the middleware divided by the
+    /// bare chain's, on the client's thread.
+    pub cpu_ratio_of_medians: f64,
     pub failures: Vec<String>,
 }
 
@@ -97,6 +108,7 @@ async fn measure(url: &str, options: &Options, machine: Machine) -> Report {
     ];
     let expected = options.size_mib * 1024 * 1024;
     let mut samples = [Vec::new(), Vec::new()];
+    let mut cpu_ms = [Vec::new(), Vec::new()];
     let mut failures = Vec::new();
 
     for round in 0..options.rounds {
@@ -104,10 +116,15 @@ async fn measure(url: &str, options: &Options, machine: Machine) -> Report {
             let index = (round + offset) % subjects.len();
             let (name, subject) = &subjects[index];
             match download(subject, url).await {
-                Ok((bytes, seconds)) if bytes == expected => {
+                Ok(Downloaded {
+                    bytes,
+                    seconds,
+                    cpu_seconds,
+                }) if bytes == expected => {
                     samples[index].push(bytes as f64 / (1024.0 * 1024.0) / seconds);
+                    cpu_ms[index].push(cpu_seconds * 1000.0);
                 }
-                Ok((bytes, _seconds)) => {
+                Ok(Downloaded { bytes, .. }) => {
                     failures.push(format!("{name}: {bytes} of {expected} bytes"));
                 }
                 Err(error) => failures.push(format!("{name}: {error}")),
@@ -122,12 +139,14 @@ async fn measure(url: &str, options: &Options, machine: Machine) -> Report {
         .collect();
     ratios.sort_by(f64::total_cmp);
     let ratio_of_medians = median(&mut samples[1].clone()) / median(&mut samples[0].clone());
+    let cpu_ratio_of_medians = median(&mut cpu_ms[1].clone()) / median(&mut cpu_ms[0].clone());
     let clients = subjects
         .iter()
-        .zip(samples.iter_mut())
-        .map(|((name, _subject), samples)| ClientResult {
+        .zip(samples.iter_mut().zip(cpu_ms.iter_mut()))
+        .map(|((name, _subject), (samples, cpu_ms))| ClientResult {
             name,
             mib_per_s: Summary::of(samples),
+            cpu_ms: Summary::of(cpu_ms),
         })
         .collect();
     Report {
@@ -141,13 +160,23 @@ async fn measure(url: &str, options: &Options, machine: Machine) -> Report {
             percentile(&ratios, 50.0),
             percentile(&ratios, 75.0),
         ],
+        cpu_ratio_of_medians,
         failures,
     }
 }
 
-/// Downloads `url` chunk by chunk without keeping the body. Returns the
-/// bytes read and the seconds from sending to the last chunk.
-async fn download(client: &ClientWithMiddleware, url: &str) -> Result<(u64, f64), String> {
+/// What one download took.
+struct Downloaded {
+    bytes: u64,
+    /// Wall-clock time from sending to the last chunk.
+    seconds: f64,
+    /// CPU time of the calling thread over the same span.
+    cpu_seconds: f64,
+}
+
+/// Downloads `url` chunk by chunk without keeping the body.
+async fn download(client: &ClientWithMiddleware, url: &str) -> Result<Downloaded, String> {
+    let cpu_started = thread_cpu_seconds();
     let started = Instant::now();
     let mut response = client
         .get(url)
@@ -158,7 +187,27 @@ async fn download(client: &ClientWithMiddleware, url: &str) -> Result<(u64, f64)
     while let Some(chunk) = response.chunk().await.map_err(|error| error.to_string())? {
         bytes += chunk.len() as u64;
     }
-    Ok((bytes, started.elapsed().as_secs_f64()))
+    Ok(Downloaded {
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: thread_cpu_seconds() - cpu_started,
+    })
+}
+
+/// Returns the user and system CPU time of the calling thread, in seconds.
+/// The client runs on one thread, so this counts its work alone: the
+/// server's thread and other processes do not add to it, as they do to the
+/// wall-clock time.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: `getrusage` writes only into the struct it is given, which is
+    // valid when zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let status = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    if status != 0 {
+        return f64::NAN;
+    }
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 impl fmt::Display for Report {
@@ -174,14 +223,17 @@ impl fmt::Display for Report {
             self.failures.len(),
             self.load_after
         )?;
-        writeln!(f, "| client | min MiB/s | p50 MiB/s | max MiB/s |")?;
-        writeln!(f, "|---|---|---|---|")?;
+        writeln!(
+            f,
+            "| client | min MiB/s | p50 MiB/s | max MiB/s | p50 client CPU ms per download |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|")?;
         for client in &self.clients {
             let summary = &client.mib_per_s;
             writeln!(
                 f,
-                "| {} | {:.0} | {:.0} | {:.0} |",
-                client.name, summary.min, summary.p50, summary.max
+                "| {} | {:.0} | {:.0} | {:.0} | {:.2} |",
+                client.name, summary.min, summary.p50, summary.max, client.cpu_ms.p50
             )?;
         }
         let [p25, p50, p75] = self.round_ratio;
@@ -189,6 +241,11 @@ impl fmt::Display for Report {
             f,
             "throughput with middleware / bare: {:.4} (per-round ratio p25 {:.4}, p50 {:.4}, p75 {:.4})",
             self.ratio_of_medians, p25, p50, p75
+        )?;
+        writeln!(
+            f,
+            "client thread CPU per download with middleware / bare: {:.4}",
+            self.cpu_ratio_of_medians
         )?;
         for failure in &self.failures {
             writeln!(f, "failed: {failure}")?;
