@@ -180,7 +180,7 @@ impl fmt::Display for AttemptRecord {
             DisplayDuration(self.limit),
         )?;
         if let Some(fired) = self.other_limit_fired() {
-            write!(f, ", {fired} fired")?;
+            write!(f, ", ended by the {fired}")?;
         }
         if let Some(retry_after) = self.retry_after {
             write!(f, ", retry-after {}", DisplayDuration(retry_after))?;

@@ -133,8 +133,12 @@ impl TimeoutMiddlewareBuilder {
     ///
     /// A total timeout shorter than 30 seconds also becomes the default
     /// [`attempt_timeout`](Self::attempt_timeout), which lowers the default
-    /// [`connect_timeout`](Self::connect_timeout) with it. An attempt
-    /// timeout set explicitly must not be longer than the total timeout.
+    /// [`connect_timeout`](Self::connect_timeout) with it. An attempt that
+    /// times out then uses up the whole deadline, so only failures that end
+    /// sooner, such as a refused connection or a `503`, are retried. Set an
+    /// attempt timeout below the total timeout to leave time for retrying
+    /// timeouts too. An attempt timeout set explicitly must not be longer
+    /// than the total timeout.
     ///
     /// Default is 90 seconds.
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
@@ -205,7 +209,9 @@ impl TimeoutMiddlewareBuilder {
     /// caller at once instead of being retried. A shorter `Retry-After`
     /// sets the least wait: the middleware waits for the longer of it and
     /// the backoff, so that a value of zero or a date in the past does not
-    /// send the retries at once.
+    /// send the retries at once. When the backoff would end too close to the
+    /// deadline, the middleware waits for the server's value alone, and
+    /// returns the response when that value is zero.
     ///
     /// Default is 60 seconds.
     pub fn max_retry_after(mut self, wait: Duration) -> Self {
@@ -311,8 +317,9 @@ impl TimeoutMiddlewareBuilder {
     /// not between 0 and 10 or allows no retry at all (a ratio of 0 with a
     /// floor of 0). It also returns one when an attempt timeout set
     /// explicitly is longer than the total timeout, or the connect timeout is
-    /// not shorter than the attempt timeout. The initial backoff must be
-    /// shorter than the total timeout and not longer than the maximum
+    /// not shorter than the attempt timeout. An initial backoff that is set
+    /// must leave at least 10 ms of the total timeout, and it must not be
+    /// longer than the maximum
     /// backoff. The response header and body idle timeouts must not be
     /// longer than the attempt timeout, the minimum body throughput must
     /// first check the rate within it, and the other body settings must be

@@ -470,7 +470,18 @@ impl<'c> Call<'c> {
         mut failure: Failure,
         stop: StopReason,
     ) -> reqwest_middleware::Error {
+        let phase_of_last_attempt = failure.phase;
         self.explain(&mut failure).await;
+        let moved_before_sending = failure.phase != phase_of_last_attempt
+            && matches!(failure.phase, Phase::Dns | Phase::Connect | Phase::Tls);
+        if moved_before_sending && matches!(stop, StopReason::NotIdempotent(_)) {
+            // A failure in these phases usually proves that nothing was
+            // sent, so the stop reason needs its own explanation here.
+            failure.evidence.push(
+                "the last attempt ended on a timer before the response headers, which does not prove that the request never reached the server, so it was not sent again"
+                    .to_owned(),
+            );
+        }
         let elapsed = self.deadline.elapsed(Instant::now());
         let error = Error::new(
             self.method.clone(),
@@ -699,11 +710,15 @@ impl<'c> Call<'c> {
             }
             // The server's value is a minimum. A zero, a date in the past or
             // a clock ahead of the server's would otherwise send every retry
-            // at once. The backoff gives way to the deadline, since the
-            // server's wait fits.
-            let wait = requested
-                .max(self.next_backoff())
-                .min(self.deadline.latest_wait(now));
+            // at once. When the backoff does not fit before the deadline, the
+            // server's own wait does, unless it is zero.
+            let mut wait = requested.max(self.next_backoff());
+            if !self.deadline.fits_wait(now, wait) {
+                if requested.is_zero() {
+                    return Decision::Stop(StopReason::Deadline);
+                }
+                wait = requested;
+            }
             if !self.spend_budget(now) {
                 return Decision::Stop(StopReason::Budget);
             }

@@ -107,8 +107,13 @@ fn request_timeout(
 ) -> Classified {
     let mut classified = failure(phase, diagnosis, true, limit);
     if phase == Phase::Headers {
+        // The client's own timeout may fire well before the attempt's limit.
+        let fired_after = match limit {
+            Some(Limit::ClientTimeout(elapsed)) => elapsed,
+            _ => context.limit.budget,
+        };
         classified.failure.note =
-            AmbiguityNote::before_headers(context.connect_timeout, context.limit.budget);
+            AmbiguityNote::before_headers(context.connect_timeout, fired_after);
     }
     classified
 }

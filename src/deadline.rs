@@ -89,12 +89,6 @@ impl Deadline {
 
     /// Returns whether a retry that waits `wait` from `now` would still start
     /// before the deadline with at least [`MIN_ATTEMPT_TIME`] left to run.
-    /// Returns the longest wait after which an attempt still fits before
-    /// the deadline.
-    pub(crate) fn latest_wait(&self, now: Instant) -> Duration {
-        self.remaining(now).saturating_sub(MIN_ATTEMPT_TIME)
-    }
-
     pub(crate) fn fits_wait(&self, now: Instant, wait: Duration) -> bool {
         wait.checked_add(MIN_ATTEMPT_TIME)
             .is_some_and(|needed| needed <= self.remaining(now))

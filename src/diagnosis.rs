@@ -24,9 +24,11 @@ pub enum Diagnosis {
     /// for the host, or the two sides share no protocol version. Not
     /// retried, because the outcome will not change.
     TlsFailed,
-    /// The TLS handshake did not complete in time: the server accepted the
-    /// connection and then responded slowly or not at all. Retried like
-    /// other timeouts.
+    /// The TLS handshake did not complete in time. Usually the server
+    /// accepted the connection and then responded slowly or not at all.
+    /// When reqwest's connect timeout fired without naming the TCP connect,
+    /// a connect that never completed looks the same, and the error then
+    /// carries a note about it. Retried like other timeouts.
     TlsStalled,
     /// The server speaks another protocol than the URL's scheme requires:
     /// TLS on a port reached with `http://`, or plain HTTP on one reached

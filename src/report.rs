@@ -89,7 +89,7 @@ impl fmt::Display for Report<'_> {
                 DisplayDuration(attempt.limit()),
             )?;
             if let Some(fired) = attempt.other_limit_fired() {
-                write!(f, ", {fired} fired")?;
+                write!(f, ", ended by the {fired}")?;
             }
             if let Some(retry_after) = attempt.retry_after() {
                 write!(f, ", retry-after {}", DisplayDuration(retry_after))?;

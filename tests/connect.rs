@@ -164,6 +164,36 @@ async fn deadline_cut_post_is_not_resent() {
         &StopReason::NotIdempotent(reqwest::Method::POST)
     );
     assert!(!error.is_retryable());
+    assert!(
+        error.evidence().iter().any(|line| line.contains(
+            "does not prove that the request never reached the server, so it was not sent again"
+        )),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn client_timeout_under_connect_timeout_keeps_note() {
+    let blackhole = Blackhole::start().await;
+    let client = with_configured_client(
+        client_builder().timeout(200 * MS),
+        timeouts(1_000 * MS, 2_000 * MS, 0).connect_timeout(333 * MS),
+    );
+
+    let err = client.get(blackhole.url("/")).send().await.unwrap_err();
+
+    // The client's own timeout fired after 200 ms, before the connect
+    // timeout of 333 ms could, so a stalled connect stays possible.
+    let error = diagnosed(&err);
+    let message = error.to_string();
+    assert!(
+        matches!(error.limit(), Some(Limit::ClientTimeout(_))),
+        "{error:#}"
+    );
+    assert!(
+        message.contains("the client's connect_timeout is not shorter than this limit"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

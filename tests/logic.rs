@@ -223,9 +223,28 @@ async fn short_total_alone_still_retries() {
 #[tokio::test(start_paused = true)]
 async fn backoff_past_deadline_yields_to_retry_after() {
     let script = Script::new(vec![
-        Reply::DelayWithRetryAfter(200 * MS, 503, "0".into()),
+        Reply::DelayWithRetryAfter(600 * MS, 503, "1".into()),
         Reply::Status(200),
     ]);
+    let builder = fixed_schedule()
+        .attempt_timeout(Duration::from_secs(1))
+        .total_timeout(Duration::from_secs(3))
+        .initial_backoff(2_500 * MS)
+        .max_backoff(2_500 * MS);
+    let client = client(builder, &script);
+
+    let response = client.get(URL).send().await.unwrap();
+
+    // A backoff of 2.5 s does not fit in the 2.4 s left, the server's 1 s
+    // does, and the retry keeps 1.4 s to run.
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+    assert_eq!(offsets(&script.calls())[1], 1_600 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_retry_after_with_backoff_past_deadline_stops() {
+    let script = Script::new(vec![Reply::DelayWithRetryAfter(200 * MS, 503, "0".into())]);
     let builder = fixed_schedule()
         .attempt_timeout(Duration::from_secs(1))
         .total_timeout(Duration::from_secs(1))
@@ -235,11 +254,10 @@ async fn backoff_past_deadline_yields_to_retry_after() {
 
     let response = client.get(URL).send().await.unwrap();
 
-    // The server's wait of zero fits, the backoff of 900 ms does not, so the
-    // wait ends 10 ms before the deadline.
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(script.calls().len(), 2);
-    assert_eq!(offsets(&script.calls())[1], 990 * MS);
+    // A zero from the server does not replace a backoff that does not fit.
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.calls().len(), 1);
+    assert_eq!(attempts(&response).stop_reason(), &StopReason::Deadline);
 }
 
 #[tokio::test(start_paused = true)]

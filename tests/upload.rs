@@ -227,7 +227,7 @@ async fn header_timeout_is_retried() {
         assert!(
             attempt
                 .to_string()
-                .contains("(limit 1s), response header timeout of 150ms fired"),
+                .contains("(limit 1s), ended by the response header timeout of 150ms"),
             "{attempt}"
         );
     }
