@@ -375,9 +375,10 @@ impl TimeoutMiddlewareBuilder {
             return Err(ConfigError::new(
                 "initial_backoff",
                 format!(
-                    "initial_backoff {} is longer than max_backoff {}; \
+                    "initial_backoff {}{} is longer than max_backoff {}; \
                      lower initial_backoff or raise max_backoff",
                     DisplayDuration(initial_backoff),
+                    default_note(self.initial_backoff.is_none()),
                     DisplayDuration(self.max_backoff),
                 ),
             ));
@@ -392,10 +393,11 @@ impl TimeoutMiddlewareBuilder {
                 return Err(ConfigError::new(
                     "connect_timeout",
                     format!(
-                        "connect_timeout {} is not shorter than attempt_timeout {}, so a stalled \
-                         connect would end with the attempt timeout; lower connect_timeout",
+                        "connect_timeout {} is not shorter than attempt_timeout {}{}, so a \
+                         stalled connect would end with the attempt timeout; lower connect_timeout",
                         DisplayDuration(connect_timeout),
                         DisplayDuration(attempt_timeout),
+                        default_note(self.attempt_timeout.is_none()),
                     ),
                 ));
             }
@@ -456,6 +458,16 @@ fn reject_zero(setting: &'static str, value: Duration, example: &str) -> Result<
         ));
     }
     Ok(())
+}
+
+/// Returns the words that mark a value in a message as a default that
+/// follows the total timeout, which the user may not know was set.
+fn default_note(is_default: bool) -> &'static str {
+    if is_default {
+        " (the default for this total_timeout)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -570,6 +582,22 @@ mod tests {
             "invalid initial_backoff: initial_backoff 3m20s leaves less than 10ms of \
              total_timeout 1m30s for the attempt after it, so every backoff wait would end \
              too close to the deadline; lower initial_backoff or raise total_timeout"
+        );
+    }
+
+    #[test]
+    fn default_backoff_above_max_is_named_as_default() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(5))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "initial_backoff");
+        assert!(
+            err.to_string()
+                .contains("initial_backoff 10ms (the default for this total_timeout) is longer"),
+            "{err}"
         );
     }
 
