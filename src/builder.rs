@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::backoff::Backoff;
 use crate::body::BodySettings;
 use crate::budget::{Budgets, RetryBudget};
-use crate::config_error::ConfigError;
+use crate::config_error::{ConfigError, Resolved, ValueSource};
 use crate::deadline::MIN_ATTEMPT_TIME;
 use crate::format::DisplayDuration;
 use crate::host_table::HostTable;
@@ -134,10 +134,11 @@ impl TimeoutMiddlewareBuilder {
     /// A total timeout shorter than 30 seconds also becomes the default
     /// [`attempt_timeout`](Self::attempt_timeout), which lowers the default
     /// [`connect_timeout`](Self::connect_timeout) with it. An attempt that
-    /// times out then uses up the whole deadline, so only failures that end
-    /// sooner, such as a refused connection or a `503`, are retried. Set an
-    /// attempt timeout below the total timeout to leave time for retrying
-    /// timeouts too. An attempt timeout set explicitly must not be longer
+    /// runs into the attempt timeout then uses up the whole deadline, so
+    /// only failures that end sooner are retried, such as a refused
+    /// connection, a `503`, or a connect timeout of a client built through
+    /// [`TimeoutMiddleware::configure_client`]. Set an attempt timeout below
+    /// the total timeout to leave time for retrying the other timeouts too. An attempt timeout set explicitly must not be longer
     /// than the total timeout.
     ///
     /// Default is 90 seconds.
@@ -319,8 +320,7 @@ impl TimeoutMiddlewareBuilder {
     /// explicitly is longer than the total timeout, or the connect timeout is
     /// not shorter than the attempt timeout. An initial backoff that is set
     /// must leave at least 10 ms of the total timeout, and it must not be
-    /// longer than the maximum
-    /// backoff. The response header and body idle timeouts must not be
+    /// longer than the maximum backoff. The response header and body idle timeouts must not be
     /// longer than the attempt timeout, the minimum body throughput must
     /// first check the rate within it, and the other body settings must be
     /// valid.
@@ -329,16 +329,24 @@ impl TimeoutMiddlewareBuilder {
         // its default takes the total timeout's value when that is shorter.
         reject_zero("total_timeout", self.total_timeout, "90s")?;
         reject_below_timer_resolution("total_timeout", self.total_timeout)?;
-        let attempt_timeout = self
-            .attempt_timeout
-            .unwrap_or(DEFAULT_ATTEMPT_TIMEOUT.min(self.total_timeout));
+        let attempt = resolve(
+            "attempt_timeout",
+            self.attempt_timeout,
+            DEFAULT_ATTEMPT_TIMEOUT,
+            self.total_timeout,
+        );
+        let attempt_timeout = attempt.value;
         reject_zero("attempt_timeout", attempt_timeout, "30s")?;
         reject_below_timer_resolution("attempt_timeout", attempt_timeout)?;
         // Left unset, the wait is at most a tenth of a short total timeout,
         // so that `total_timeout` alone builds.
-        let initial_backoff = self
-            .initial_backoff
-            .unwrap_or(DEFAULT_INITIAL_BACKOFF.min(self.total_timeout / 10));
+        let backoff = resolve(
+            "initial_backoff",
+            self.initial_backoff,
+            DEFAULT_INITIAL_BACKOFF,
+            self.total_timeout / 10,
+        );
+        let initial_backoff = backoff.value;
         reject_zero("initial_backoff", initial_backoff, "100ms")?;
         reject_zero("max_backoff", self.max_backoff, "10s")?;
         reject_zero("max_retry_after", self.max_retry_after, "60s")?;
@@ -375,15 +383,13 @@ impl TimeoutMiddlewareBuilder {
             return Err(ConfigError::new(
                 "initial_backoff",
                 format!(
-                    "initial_backoff {}{} is longer than max_backoff {}; \
+                    "{backoff} is longer than max_backoff {}; \
                      lower initial_backoff or raise max_backoff",
-                    DisplayDuration(initial_backoff),
-                    default_note(self.initial_backoff.is_none()),
                     DisplayDuration(self.max_backoff),
                 ),
             ));
         }
-        self.body.validate(attempt_timeout)?;
+        self.body.validate(attempt)?;
 
         self.retry_budget.validate()?;
         if let Some(connect_timeout) = self.connect_timeout {
@@ -393,11 +399,9 @@ impl TimeoutMiddlewareBuilder {
                 return Err(ConfigError::new(
                     "connect_timeout",
                     format!(
-                        "connect_timeout {} is not shorter than attempt_timeout {}{}, so a \
-                         stalled connect would end with the attempt timeout; lower connect_timeout",
+                        "connect_timeout {} is not shorter than {attempt}, so a stalled \
+                         connect would end with the attempt timeout; lower connect_timeout",
                         DisplayDuration(connect_timeout),
-                        DisplayDuration(attempt_timeout),
-                        default_note(self.attempt_timeout.is_none()),
                     ),
                 ));
             }
@@ -460,13 +464,24 @@ fn reject_zero(setting: &'static str, value: Duration, example: &str) -> Result<
     Ok(())
 }
 
-/// Returns the words that mark a value in a message as a default that
-/// follows the total timeout, which the user may not know was set.
-fn default_note(is_default: bool) -> &'static str {
-    if is_default {
-        " (the default for this total_timeout)"
-    } else {
-        ""
+/// Returns the value of a setting whose default is lowered to `ceiling`,
+/// which follows the total timeout, when that is shorter, and where the
+/// value came from.
+fn resolve(
+    name: &'static str,
+    set: Option<Duration>,
+    default: Duration,
+    ceiling: Duration,
+) -> Resolved {
+    let (value, source) = match set {
+        Some(value) => (value, ValueSource::Set),
+        None if ceiling < default => (ceiling, ValueSource::FollowsTotal),
+        None => (default, ValueSource::Default),
+    };
+    Resolved {
+        name,
+        value,
+        source,
     }
 }
 
@@ -597,6 +612,22 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("initial_backoff 10ms (the default for this total_timeout) is longer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unlowered_default_is_named_as_default() {
+        let err = TimeoutMiddlewareBuilder::default()
+            .total_timeout(Duration::from_secs(100))
+            .connect_timeout(Duration::from_secs(40))
+            .build()
+            .unwrap_err();
+
+        assert_eq!(err.setting(), "connect_timeout");
+        assert!(
+            err.to_string()
+                .contains("not shorter than attempt_timeout 30s (the default), so"),
             "{err}"
         );
     }

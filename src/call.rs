@@ -571,9 +571,9 @@ impl<'c> Call<'c> {
             Some(Limit::ClientConnectTimeout(connect_timeout)) if budget >= connect_timeout
         );
         // The probe waited for its connects about as long as the last
-        // attempt waited for the headers.
+        // attempt ran, which a client's own timeout may have ended early.
         let probe_as_long_as_attempt = self.history.last().is_some_and(|record| {
-            budget.as_secs_f64() >= record.limit.as_secs_f64() * PROBE_AS_LONG_AS_ATTEMPT
+            budget.as_secs_f64() >= record.duration.as_secs_f64() * PROBE_AS_LONG_AS_ATTEMPT
         });
         let evidence = if stalled_connect && probe_as_long && report.connect_stalled() {
             "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
@@ -816,7 +816,7 @@ enum Probed {
     Rediagnosed,
 }
 
-/// The share of the last attempt's limit that the probe's connects must
+/// The share of the last attempt's duration that the probe's connects must
 /// have waited for their timing out to count as a stalled connect. Below 1,
 /// because the time left before the deadline often gives the probe a few
 /// milliseconds less than an attempt.

@@ -108,8 +108,10 @@ fn request_timeout(
     let mut classified = failure(phase, diagnosis, true, limit);
     if phase == Phase::Headers {
         // The client's own timeout may fire well before the attempt's limit.
+        // The time it took runs a little past its value, by the timer's
+        // lateness, which the margin takes back.
         let fired_after = match limit {
-            Some(Limit::ClientTimeout(elapsed)) => elapsed,
+            Some(Limit::ClientTimeout(elapsed)) => elapsed.saturating_sub(EARLY_FIRE_MARGIN),
             _ => context.limit.budget,
         };
         classified.failure.note =

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::builder::{reject_below_timer_resolution, TimeoutMiddlewareBuilder};
-use crate::config_error::ConfigError;
+use crate::config_error::{ConfigError, Resolved};
 use crate::format::{DisplayDuration, DisplayRate};
 
 const DEFAULT_MAX_BUFFERED_LEN: u64 = 8 * 1024 * 1024;
@@ -42,7 +42,7 @@ impl Default for BodySettings {
 impl BodySettings {
     /// Checks the settings against each other and against the attempt
     /// timeout.
-    pub(crate) fn validate(&self, attempt_timeout: Duration) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, attempt_timeout: Resolved) -> Result<(), ConfigError> {
         for (setting, timeout) in [
             ("response_header_timeout", self.response_header_timeout),
             ("body_idle_timeout", self.idle_timeout),
@@ -68,7 +68,7 @@ impl BodySettings {
 fn check_within_attempt(
     setting: &'static str,
     timeout: Duration,
-    attempt_timeout: Duration,
+    attempt_timeout: Resolved,
 ) -> Result<(), ConfigError> {
     if timeout.is_zero() {
         return Err(ConfigError::new(
@@ -77,14 +77,14 @@ fn check_within_attempt(
         ));
     }
     reject_below_timer_resolution(setting, timeout)?;
-    if timeout > attempt_timeout {
+    if timeout > attempt_timeout.value {
         return Err(ConfigError::new(
             setting,
             format!(
-                "{setting} {} is longer than attempt_timeout {}, so it could never fire; \
-                 lower {setting} or raise attempt_timeout (at most total_timeout)",
+                "{setting} {} is longer than {attempt_timeout}, so it could never fire; \
+                 lower {setting} or {}",
                 DisplayDuration(timeout),
-                DisplayDuration(attempt_timeout),
+                attempt_timeout.raise(),
             ),
         ));
     }
@@ -182,7 +182,7 @@ impl MinThroughput {
         self.grace_period.max(self.window)
     }
 
-    fn validate(&self, attempt_timeout: Duration) -> Result<(), ConfigError> {
+    fn validate(&self, attempt_timeout: Resolved) -> Result<(), ConfigError> {
         if self.bytes_per_second == 0 {
             return Err(ConfigError::new(
                 "min_body_throughput",
@@ -203,18 +203,18 @@ impl MinThroughput {
                 ),
             ));
         }
-        if self.first_check() >= attempt_timeout {
+        if self.first_check() >= attempt_timeout.value {
             return Err(ConfigError::new(
                 "min_body_throughput",
                 format!(
                     "min_body_throughput first checks the rate after {} of waiting (the longer of \
-                     its window {} and grace period {}), which is not shorter than attempt_timeout \
-                     {}, so it could never fire; shorten them with MinThroughput::with_window and \
-                     with_grace_period, or raise attempt_timeout (at most total_timeout)",
+                     its window {} and grace period {}), which is not shorter than \
+                     {attempt_timeout}, so it could never fire; shorten them with \
+                     MinThroughput::with_window and with_grace_period, or {}",
                     DisplayDuration(self.first_check()),
                     DisplayDuration(self.window),
                     DisplayDuration(self.grace_period),
-                    DisplayDuration(attempt_timeout),
+                    attempt_timeout.raise(),
                 ),
             ));
         }
@@ -366,6 +366,23 @@ mod tests {
 
     fn build(builder: TimeoutMiddlewareBuilder) -> Result<(), ConfigError> {
         builder.build().map(drop)
+    }
+
+    #[test]
+    fn header_timeout_beyond_default_attempt_advises_total() {
+        let err = build(
+            TimeoutMiddlewareBuilder::default()
+                .total_timeout(5_000 * MS)
+                .response_header_timeout(10_000 * MS),
+        )
+        .unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "invalid response_header_timeout: response_header_timeout 10s is longer than \
+             attempt_timeout 5s (the default for this total_timeout), so it could never fire; \
+             lower response_header_timeout or raise total_timeout"
+        );
     }
 
     #[test]
