@@ -572,8 +572,10 @@ impl<'c> Call<'c> {
         );
         // The probe waited for its connects about as long as the last
         // attempt ran, which a client's own timeout may have ended early.
+        // The time past the attempt's limit is the timer's lateness.
         let probe_as_long_as_attempt = self.history.last().is_some_and(|record| {
-            budget.as_secs_f64() >= record.duration.as_secs_f64() * PROBE_AS_LONG_AS_ATTEMPT
+            let waited = record.duration.min(record.limit);
+            budget.as_secs_f64() >= waited.as_secs_f64() * PROBE_AS_LONG_AS_ATTEMPT
         });
         let evidence = if stalled_connect && probe_as_long && report.connect_stalled() {
             "the probe's connects to the host timed out too, so the TCP connect stalled, not the other stages"
@@ -710,8 +712,9 @@ impl<'c> Call<'c> {
             }
             // The server's value is a minimum. A zero, a date in the past or
             // a clock ahead of the server's would otherwise send every retry
-            // at once. When the backoff does not fit before the deadline, the
-            // server's own wait does, unless it is zero.
+            // at once. When the longer wait does not fit before the deadline,
+            // the server's own wait, which does, is used instead, unless it
+            // is zero.
             let mut wait = requested.max(self.next_backoff());
             if !self.deadline.fits_wait(now, wait) {
                 if requested.is_zero() {
@@ -733,6 +736,7 @@ impl<'c> Call<'c> {
         }
         // These two come before the deadline, because they tell an outer
         // retry layer that sending the request again is unsafe.
+        let now = Instant::now();
         if !classified.not_sent && !self.may_resend {
             return Decision::Stop(StopReason::NotIdempotent(self.method.clone()));
         }
@@ -741,14 +745,14 @@ impl<'c> Call<'c> {
         }
         // With no time left, the deadline stops the call whatever the
         // retry count allows.
-        if !self.deadline.fits_wait(Instant::now(), Duration::ZERO) {
+        if !self.deadline.fits_wait(now, Duration::ZERO) {
             return Decision::Stop(StopReason::Deadline);
         }
         let retry = self.retries_so_far();
         if retry >= self.max_retries {
             return Decision::Stop(StopReason::MaxRetries(self.max_retries));
         }
-        self.backoff_or_stop(Instant::now())
+        self.backoff_or_stop(now)
     }
 
     /// Returns the next wait of the backoff schedule.

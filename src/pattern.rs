@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn cut_short_wait_longer_than_connect_timeout_keeps_its_cause() {
+    fn longer_cut_short_wait_keeps_cause() {
         let connect = failure(Phase::Connect, Diagnosis::ConnectTimedOut, true);
         let stalled = failure(Phase::Headers, Diagnosis::ServerStalled, true);
         let history = vec![

@@ -185,13 +185,13 @@ async fn client_timeout_under_connect_timeout_keeps_note() {
     let blackhole = Blackhole::start().await;
     let client = with_configured_client(
         client_builder().timeout(200 * MS),
-        timeouts(1_000 * MS, 2_000 * MS, 0).connect_timeout(333 * MS),
+        timeouts(1_000 * MS, 2_000 * MS, 0).connect_timeout(600 * MS),
     );
 
     let err = client.get(blackhole.url("/")).send().await.unwrap_err();
 
     // The client's own timeout fired after 200 ms, before the connect
-    // timeout of 333 ms could, so a stalled connect stays possible.
+    // timeout of 600 ms could, so a stalled connect stays possible.
     let error = diagnosed(&err);
     let message = error.to_string();
     assert!(
@@ -271,16 +271,16 @@ async fn probe_a_little_shorter_than_attempt_still_counts() {
     let blackhole = Blackhole::start().await;
     let client = with_timeouts(
         client_builder(),
-        timeouts(1_000 * MS, 3_000 * MS, 1).active_probe(true),
+        timeouts(2_000 * MS, 5_950 * MS, 1).active_probe(true),
     );
 
     let err = client.get(blackhole.url("/")).send().await.unwrap_err();
 
-    // Two attempts and a wait of 50 ms leave the probe about 950 ms, a
-    // little less than the attempts' 1 s.
+    // Two attempts and a wait of 50 ms leave the probe about 1.9 s, a
+    // little less than the attempts' 2 s, with 100 ms to spare either way.
     let error = diagnosed(&err);
-    let probe_budget = 3_000 * MS - error.history()[1].started_after() - 1_000 * MS;
-    assert!(probe_budget < 1_000 * MS, "{error:#}");
+    let probe_budget = 5_950 * MS - error.history()[1].started_after() - 2_000 * MS;
+    assert!(probe_budget < 2_000 * MS, "{error:#}");
     assert_eq!(error.attempts(), 2, "{error:#}");
     assert_eq!(error.diagnosis(), Diagnosis::ConnectTimedOut, "{error:#}");
     assert_eq!(error.phase(), Phase::Connect, "{error:#}");

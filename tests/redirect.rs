@@ -183,9 +183,9 @@ async fn post_refused_by_proxy_is_sent_once() {
 
 #[tokio::test]
 async fn redirect_to_another_address_is_named() {
-    // The server listens on 127.0.0.1 only, so 127.0.0.2 at its port refuses.
+    // The server listens on 127.0.0.1 only, so ::1 at its port refuses.
     let listener = bind_loopback().await;
-    let other = format!("127.0.0.2:{}", listener.local_addr().unwrap().port());
+    let other = format!("[::1]:{}", listener.local_addr().unwrap().port());
     let redirect = response(
         "307 Temporary Redirect",
         &[("Location", &format!("http://{other}/receipt"))],
@@ -207,7 +207,8 @@ async fn redirect_to_another_address_is_named() {
         client_builder(),
         timeouts(1_000 * MS, 3_000 * MS, 2).active_probe(true),
     );
-    let url = format!("http://localhost:{}/pay", server.port());
+    // An IP address, not `localhost`, which may resolve to ::1 as well.
+    let url = format!("http://127.0.0.1:{}/pay", server.port());
 
     let err = post_payment(&client, &url).await;
 

@@ -165,7 +165,7 @@ async fn measure(url: &str, options: &Options, machine: Machine) -> Report {
     }
 }
 
-/// What one download took.
+/// The byte count and the times of one download.
 struct Downloaded {
     bytes: u64,
     /// Wall-clock time from sending to the last chunk.
